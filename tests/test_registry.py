@@ -1,0 +1,80 @@
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+import zoo
+from zoo.registry import markdown_table
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def test_list_models_pattern_sorted():
+    names = zoo.list_models()
+    assert names == sorted(names)
+    assert {"logistic_regression", "shallow_nn", "deep_nn", "softmax_regression", "lenet5", "rnn"} <= set(names)
+    assert zoo.list_models("*_regression") == ["logistic_regression", "softmax_regression"]
+    assert zoo.list_models("nothing*") == []
+
+
+def test_unknown_model_suggests_closest():
+    with pytest.raises(ValueError, match="Did you mean: lenet5"):
+        zoo.create_model("lenet")
+
+
+def test_builders_are_plain_functions():
+    from zoo import lenet5
+
+    assert lenet5 is zoo.get_spec("lenet5").builder
+    assert zoo.lenet5(classes=3).output_shape == (None, 3)
+    with pytest.raises(AttributeError):
+        zoo.not_a_model
+
+
+def test_create_model_passes_overrides():
+    model = zoo.create_model("deep_nn", layer_sizes=[5, 4, 3], input_shape=(10,), classes=4)
+    assert [l.units for l in model.layers if l.name.startswith("dense_")] == [5, 4, 3]
+    assert model.output_shape == (None, 4)
+
+
+@pytest.mark.parametrize(
+    "name, kwargs, message",
+    [
+        ("lenet5", {"input_shape": (8, 8, 1)}, "minimum is 12x12"),
+        ("lenet5", {"input_shape": (28, 28)}, "input_shape=(28, 28)"),
+        ("deep_nn", {"activation": "swishy"}, "'swishy'"),
+        ("deep_nn", {"dropout": 1.5}, "dropout=1.5"),
+        ("deep_nn", {"layer_sizes": []}, "layer_sizes"),
+        ("deep_nn", {"initializer": "zeros"}, "'zeros'"),
+        ("logistic_regression", {"classes": 3}, "classes=3"),
+        ("rnn", {"cell": "transformer"}, "'transformer'"),
+    ],
+)
+def test_model_specific_errors(name, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        zoo.create_model(name, **kwargs)
+    assert message in str(err.value)
+
+
+def test_deep_nn_options_build_what_they_say():
+    m = zoo.deep_nn(input_shape=(4,), layer_sizes=(6, 5), l2=0.01, dropout=[0.2, 0.0], batch_norm=True,
+                    activation="leaky_relu", classes=3)
+    kinds = [type(l).__name__ for l in m.layers]
+    assert kinds.count("BatchNormalization") == 2 and kinds.count("Dropout") == 1
+    assert "LeakyReLU" in kinds
+    assert m.get_layer("dense_1").kernel_regularizer is not None
+    assert m.get_layer("predictions").activation.__name__ == "softmax"
+
+
+def test_readme_model_table_is_current():
+    readme = (ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README model table is stale: run `zoo list --markdown` and paste it"
+
+
+def test_cli_list_and_errors():
+    out = subprocess.run([sys.executable, "-m", "zoo.cli", "list"], capture_output=True, text=True, check=True)
+    assert "lenet5" in out.stdout
+    bad = subprocess.run([sys.executable, "-m", "zoo.cli", "info", "lenet"], capture_output=True, text=True)
+    assert bad.returncode == 2
+    assert "Traceback" not in bad.stderr and "Did you mean: lenet5" in bad.stderr

@@ -1,0 +1,39 @@
+"""A Keras model zoo: every classic architecture behind one builder contract.
+
+    >>> import zoo
+    >>> zoo.list_models("resnet*")
+    >>> model = zoo.create_model("lenet5", classes=10)
+    >>> zoo.model_info("lenet5")["params"]
+
+Each registered builder is also a plain function: `zoo.lenet5(...)`.
+"""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+from zoo.recipes import Recipe  # noqa: E402
+from zoo.registry import (  # noqa: E402
+    TASKS,
+    create_model,
+    get_spec,
+    list_models,
+    model_info,
+    register_model,
+)
+from zoo import models  # noqa: E402,F401  (registers every family)
+
+__version__ = "0.1.0"
+
+
+def __getattr__(name):
+    # `zoo.lenet5`, `from zoo import resnet50`: every registered builder as a function.
+    from zoo.registry import _REGISTRY
+
+    if name in _REGISTRY:
+        return _REGISTRY[name].builder
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + list_models())

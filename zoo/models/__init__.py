@@ -1,0 +1,6 @@
+"""Model families. Importing this package registers every builder.
+
+Adding a family is one file here plus one import line below.
+"""
+
+from zoo.models import dense, lenet, linear, rnn  # noqa: F401

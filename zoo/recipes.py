@@ -1,0 +1,77 @@
+"""Training recipes as data: the defaults `zoo train` uses for each model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """Training defaults for one model; every field can be overridden.
+
+    Attributes:
+        epochs: Passes over the training split.
+        batch_size: Global batch size.
+        optimizer: One of `OPTIMIZERS` ("momentum" is SGD with `momentum`).
+        lr: Initial learning rate.
+        momentum: Momentum for "momentum"/"rmsprop".
+        weight_decay: L2 weight decay (decoupled for adamw, added to the loss
+            as an L2 penalty on kernels otherwise).
+        lr_schedule: Name of a schedule in `callbacks.schedules` or None.
+        schedule_args: Keyword arguments of the schedule.
+        augment: Augmentations applied to the training split.
+        early_stopping: Patience in epochs on the dev metric, or None.
+        val_split: Fraction held out as dev set when the source has none.
+        normalization: "scale" (to [0, 1]), "standardize" (per-channel mean/std
+            of the training split) or "none".
+        label_smoothing: For classification cross-entropy.
+        extra: Task-specific fields (loss weights, thresholds, ...).
+        published: Published results this recipe reproduces (for the record).
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    optimizer: str = "adam"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    lr_schedule: str | None = None
+    schedule_args: dict = dataclasses.field(default_factory=dict)
+    augment: tuple = ()
+    early_stopping: int | None = None
+    val_split: float = 0.1
+    normalization: str = "scale"
+    label_smoothing: float = 0.0
+    extra: dict = dataclasses.field(default_factory=dict)
+    published: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"Unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}."
+            )
+
+    def to_dict(self) -> dict:
+        d = dataclasses.asdict(self)
+        d["augment"] = list(self.augment)
+        return d
+
+    def override(self, **changes: Any) -> "Recipe":
+        """A copy with `changes` applied; unknown fields raise ValueError."""
+        fields = {f.name: f for f in dataclasses.fields(self)}
+        for key in changes:
+            if key not in fields:
+                raise ValueError(
+                    f"Unknown recipe field {key!r}; allowed: {', '.join(sorted(fields))}."
+                )
+        return dataclasses.replace(self, **changes)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Recipe":
+        d = dict(d)
+        if "augment" in d:
+            d["augment"] = tuple(d["augment"])
+        return cls().override(**d)
