@@ -78,3 +78,9 @@ def test_cli_list_and_errors():
     bad = subprocess.run([sys.executable, "-m", "zoo.cli", "info", "lenet"], capture_output=True, text=True)
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr and "Did you mean: lenet5" in bad.stderr
+
+
+def test_ci_runs_the_readme_test_command():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    command = [l for l in ci if l.startswith("python3 -m venv")][0]
+    assert command in (ROOT / "README.md").read_text()

@@ -69,14 +69,14 @@ def check_input_shape(input_shape, *, default, min_size=None, channels=None, ran
         min_size: Smallest allowed (height, width) for images, or smallest
             length of the first axis otherwise.
         channels: Allowed channel counts (tuple) or None for any.
-        rank: Expected length of the shape.
+        rank: Expected length of the shape (None: any length >= 1).
     """
     shape = tuple(default if input_shape is None else input_shape)
-    if len(shape) != rank or any(
+    if (rank is not None and len(shape) != rank) or not shape or any(
         d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1) for d in shape
     ):
         raise ValueError(
-            f"`input_shape` must be a tuple of {rank} positive integers like {tuple(default)}. "
+            f"`input_shape` must be a tuple of {rank or 'one or more'} positive integers like {tuple(default)}. "
             f"Received: input_shape={input_shape!r}"
         )
     if min_size is not None:

@@ -43,7 +43,7 @@ def _mlp(
         )
     if l2 < 0:
         raise ValueError(f"`l2` must be >= 0. Received: l2={l2!r}")
-    shape = contract.check_input_shape(input_shape, default=default_shape, rank=len(default_shape))
+    shape = contract.check_input_shape(input_shape, default=default_shape, rank=None)
 
     reg = keras.regularizers.L2(l2) if l2 else None
     inputs = contract.make_input(shape, input_tensor)

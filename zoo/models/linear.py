@@ -15,7 +15,7 @@ def _linear(
     *, units, activation, include_top, weights, input_tensor, input_shape, pooling, name,
     default_shape, l2,
 ):
-    shape = contract.check_input_shape(input_shape, default=default_shape, rank=len(default_shape))
+    shape = contract.check_input_shape(input_shape, default=default_shape, rank=None)
     inputs = contract.make_input(shape, input_tensor)
     x = keras.layers.Flatten(name="flatten")(inputs) if len(shape) > 1 else inputs
     if include_top:
