@@ -1,0 +1,89 @@
+"""tf.distribute: strategy choice from the environment, and MirroredStrategy over two logical CPUs."""
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from zoo import distribute
+
+MIRRORED_STEP = textwrap.dedent(
+    """
+    import json, numpy as np, tensorflow as tf
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+    import keras, zoo
+    from zoo import distribute
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 6)).astype("float32")
+    y = rng.integers(0, 3, size=16).astype("int32")
+
+    def train(strategy):
+        keras.utils.set_random_seed(1)
+        with strategy.scope():
+            model = zoo.create_model("deep_nn", input_shape=(6,), layer_sizes=(8,), classes=3)
+            model.compile(optimizer=keras.optimizers.SGD(0.5), loss="sparse_categorical_crossentropy")
+        ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+        model.fit(ds, epochs=2, verbose=0)
+        return [w.tolist() for w in model.get_weights()], strategy.num_replicas_in_sync
+
+    single, n1 = train(distribute.get_strategy("default"))
+    mirrored_strategy = distribute.get_strategy("mirrored")
+    mirrored, n2 = train(mirrored_strategy)
+    print(json.dumps({"single": single, "mirrored": mirrored, "replicas": [n1, n2],
+                      "describe": distribute.describe(mirrored_strategy)}))
+    """
+)
+
+
+def test_mirrored_two_cpus_matches_single_device():
+    out = subprocess.run([sys.executable, "-c", MIRRORED_STEP], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["replicas"] == [1, 2]
+    assert "MirroredStrategy: 2 replica(s)" in result["describe"]
+    import numpy as np
+
+    for a, b in zip(result["single"], result["mirrored"]):
+        np.testing.assert_allclose(np.array(a), np.array(b), rtol=1e-5, atol=1e-5)
+    # The step really moved the weights (so equality above is not trivial).
+    assert any(np.any(np.array(a) != 0) for a in result["single"])
+
+
+def test_strategy_from_tf_config(monkeypatch):
+    cluster = {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    assert distribute.cluster_size() == 2
+    assert not distribute.is_chief()
+    cluster["task"]["index"] = 0
+    monkeypatch.setenv("TF_CONFIG", json.dumps(cluster))
+    assert distribute.is_chief()
+    chief = {"cluster": {"chief": ["a:1"], "worker": ["b:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(chief))
+    assert not distribute.is_chief() and distribute.cluster_size() == 2
+
+
+def test_bad_strategy_and_tf_config(monkeypatch):
+    with pytest.raises(ValueError, match="'ring'.*allowed: auto"):
+        distribute.get_strategy("ring")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ValueError, match="TF_CONFIG is not valid JSON"):
+        distribute.tf_config()
+    monkeypatch.setenv("TF_CONFIG", "")
+    with pytest.raises(ValueError, match="needs the TF_CONFIG"):
+        distribute.get_strategy("multiworker")
+
+
+def test_non_chief_writes_to_a_temp_dir_that_is_removed(monkeypatch, tmp_path):
+    monkeypatch.setenv("TF_CONFIG", json.dumps(
+        {"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    with distribute.write_dir(tmp_path / "run") as where:
+        assert str(where) != str(tmp_path / "run")
+        (__import__("pathlib").Path(where) / "f").write_text("x")
+    assert not __import__("os").path.exists(where)
+    monkeypatch.delenv("TF_CONFIG")
+    with distribute.write_dir(tmp_path / "run") as where:
+        assert where == tmp_path / "run"
