@@ -1,0 +1,179 @@
+"""Siamese embedding network for one-shot learning: image -> L2-normalised embedding f(x).
+
+Two images are compared through the same network, `d(a, b) = ||f(a) - f(b)||^2`, trained with the triplet
+loss (`zoo.oneshot`). `view="embedding"` (the default, what the registry and `zoo train` use) is the one-branch
+embedding network; `view="pair"` is the two-branch verification model sharing it.
+"""
+
+from __future__ import annotations
+
+import keras
+
+import zoo.oneshot  # noqa: F401  (registers the `embedding` task)
+from zoo import contract
+from zoo.recipes import Recipe
+from zoo.registry import register_model
+
+DEFAULT_BACKBONE = "convnet"
+VIEWS = ("embedding", "pair")
+
+# FaceNet: margin 0.2 on L2-normalised embeddings with semi-hard mining in P x K batches; Adam.
+# The zoo defaults (P=16 identities x K=4 images, augmentation off: the glyphs already vary in pose,
+# scale and noise) are sized to reach the issue's one-shot targets on a 2-core CPU in minutes.
+SIAMESE_RECIPE = Recipe(
+    epochs=12,
+    batch_size=64,
+    optimizer="adam",
+    lr=1e-3,
+    lr_schedule=None,
+    augment=(),
+    early_stopping=None,
+    normalization="scale",
+    extra={"loss": "triplet", "margin": 0.2, "mining": "semi_hard", "images_per_identity": 4,
+           "identity_split": [0.8, 0.1, 0.1]},
+    published={"paper": "FaceNet (Schroff et al. 2015)", "lfw_verification_accuracy": 0.9963},
+)
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class PairDistance(keras.layers.Layer):
+    """Squared Euclidean distance between two embeddings: `[B, D], [B, D] -> [B, 1]`."""
+
+    def call(self, inputs):
+        a, b = inputs
+        return keras.ops.sum(keras.ops.square(a - b), axis=-1, keepdims=True)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[0][:-1]) + (1,)
+
+
+def _convnet(x, width):
+    """The small CPU default: four conv-BN-ReLU x2 + max-pool blocks (width, 2w, 4w, 8w filters)."""
+    for i, mult in enumerate((1, 2, 4, 8), start=1):
+        for j in (1, 2):
+            x = keras.layers.Conv2D(width * mult, 3, padding="same", use_bias=False, name=f"block{i}_conv{j}")(x)
+            x = keras.layers.BatchNormalization(name=f"block{i}_bn{j}")(x)
+            x = keras.layers.Activation("relu", name=f"block{i}_relu{j}")(x)
+        x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
+    return x
+
+
+def _zoo_backbone(x, backbone, shape, backbone_weights):
+    try:
+        from zoo.models.backbones import feature_extractor
+    except ImportError:  # the backbones family is not installed in this checkout
+        raise ValueError(
+            f"Unknown `backbone` {backbone!r}; allowed: {DEFAULT_BACKBONE!r} (zoo backbones are unavailable)."
+        ) from None
+    features = feature_extractor(backbone, shape, levels=("C5",), weights=backbone_weights)
+    out = features(x)
+    return out[-1] if isinstance(out, (list, tuple)) else out
+
+
+def pair_view(embedding_model, name="siamese_pair"):
+    """The two-branch verification model: `(image_a, image_b) -> ||f(a) - f(b)||^2` `[B, 1]`.
+
+    Both branches are `embedding_model` itself (shared weights).
+    """
+    shape = tuple(embedding_model.inputs[0].shape[1:])
+    a = keras.layers.Input(shape=shape, name="image_a")
+    b = keras.layers.Input(shape=shape, name="image_b")
+    d = PairDistance(dtype="float32", name="distance")([embedding_model(a), embedding_model(b)])
+    return keras.Model([a, b], d, name=name)
+
+
+@register_model(
+    task="embedding",
+    input_shape=(64, 64, 3),
+    reference="Schroff, Kalenichenko & Philbin 2015, FaceNet; Koch, Zemel & Salakhutdinov 2015, Siamese networks for one-shot recognition",
+    description="Siamese embedding net (small convnet or any zoo backbone) -> L2-normalised 128-d embedding, triplet loss.",
+    recipe=SIAMESE_RECIPE,
+    test_overrides={"input_shape": (32, 32, 3), "width": 4, "embedding_dim": 8},
+    output_shape=lambda o: (o.get("embedding_dim", 128),),
+)
+def siamese(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=None,
+    classifier_activation=None,
+    name="siamese",
+    backbone=DEFAULT_BACKBONE,
+    backbone_weights=None,
+    embedding_dim=128,
+    width=32,
+    dropout=0.0,
+    view="embedding",
+):
+    """Siamese embedding network.
+
+    Args:
+        include_top: With the embedding head (global pooling, dropout, a linear projection to
+            `embedding_dim` and L2 normalisation: the embedding); without it, the backbone's last
+            feature map (pooled when `pooling` is set), for custom heads.
+        weights: None or a path to a local weights file of the embedding network (either view).
+        input_tensor: Optional Keras tensor to use as the input (`view="embedding"` only).
+        input_shape: Defaults to `(64, 64, 3)`; the minimum is 16x16 for the default convnet.
+        pooling: Global pooling, `"avg"` or `"max"`. With the head it pools the features before the
+            projection (None means `"avg"`); without it, None returns the feature map.
+        classes: Not used: an embedding has no classes (identities are open-ended). Accepted, as None
+            or an integer, so generic callers may pass a dataset's class count; use `embedding_dim`.
+        classifier_activation: Must be None (the head is linear then L2-normalised).
+        name: Model name.
+        backbone: `"convnet"` (a small 8-layer CNN, fast on a CPU) or the name of any zoo backbone
+            (`zoo.models.backbones.feature_extractor`, e.g. `"resnet18"`, `"mobilenet_v2"`).
+        backbone_weights: Weights for a zoo backbone (e.g. `"imagenet"` or a local file).
+        embedding_dim: Embedding size. Defaults to 128 (FaceNet).
+        width: Filters of the first convnet block (doubled per block). Defaults to 32.
+        dropout: Dropout rate before the projection.
+        view: `"embedding"` (one branch, `[B, embedding_dim]`) or `"pair"` (two inputs, the squared
+            distance `[B, 1]`; see `pair_view`).
+    """
+    if view not in VIEWS:
+        raise ValueError(f"Unknown `view` {view!r}; allowed: {', '.join(repr(v) for v in VIEWS)}.")
+    if classes is not None:
+        contract.check_classes(classes)
+    if classifier_activation is not None:
+        raise ValueError(
+            "`classifier_activation` must be None: siamese outputs L2-normalised embeddings. "
+            f"Received: classifier_activation={classifier_activation!r}"
+        )
+    contract.check_common(
+        include_top=include_top, weights=weights, pooling=pooling, classes=1, classifier_activation=None
+    )
+    for arg, value in (("embedding_dim", embedding_dim), ("width", width)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{arg}` must be an integer >= 1. Received: {arg}={value!r}")
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
+        raise ValueError(f"`dropout` must be a rate in [0, 1). Received: dropout={dropout!r}")
+    if not isinstance(backbone, str):
+        raise ValueError(f"`backbone` must be a name such as {DEFAULT_BACKBONE!r}. Received: backbone={backbone!r}")
+    if view == "pair" and input_tensor is not None:
+        raise ValueError("`input_tensor` is not supported with view='pair' (the pair view has two inputs).")
+    if backbone == DEFAULT_BACKBONE and backbone_weights is not None:
+        raise ValueError(
+            f"`backbone_weights` applies to zoo backbones; the {DEFAULT_BACKBONE!r} backbone has none. "
+            f"Received: backbone_weights={backbone_weights!r}"
+        )
+    shape = contract.check_input_shape(
+        input_shape, default=(64, 64, 3), min_size=(16, 16) if backbone == DEFAULT_BACKBONE else None
+    )
+
+    inputs = contract.make_input(shape, input_tensor if view == "embedding" else None)
+    if backbone == DEFAULT_BACKBONE:
+        x = _convnet(inputs, width)
+    else:
+        x = _zoo_backbone(inputs, backbone, shape, backbone_weights)
+    if include_top:
+        x = contract.pool(x, pooling or "avg")
+        if dropout:
+            x = keras.layers.Dropout(float(dropout), name="dropout")(x)
+        x = keras.layers.Dense(embedding_dim, dtype="float32", name="projection")(x)
+        x = keras.layers.UnitNormalization(axis=-1, dtype="float32", name="embedding")(x)
+    else:
+        x = contract.pool(x, pooling)
+    model = keras.Model(inputs, x, name=name if view == "embedding" else f"{name}_embedding")
+    model = contract.load_weights(model, weights)
+    return pair_view(model, name=name) if view == "pair" else model
