@@ -1,0 +1,274 @@
+"""Learning-rate decay from the curriculum, as Keras `LearningRateSchedule`s.
+
+Every schedule is a function of the optimizer step. The epoch-based ones take
+`steps_per_epoch` and decay once per finished epoch (`epoch = step // steps_per_epoch`,
+counted from 0, so the first epoch runs at the initial rate):
+
+    inverse_time   lr0 / (1 + decay_rate * epoch)
+    exponential    lr0 * base ** epoch                       (base 0.95)
+    inverse_sqrt   k / sqrt(epoch + 1)                       (the curriculum's k / sqrt(epoch_num))
+    step           lr0 * factor ** (epoch // every)          (discrete staircase)
+    piecewise      values[i] between boundaries, in epochs or in steps
+    cosine         linear warmup to lr0, then cosine decay to alpha * lr0
+
+`get(name, lr=..., steps_per_epoch=..., **args)` builds one from a recipe.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+
+import keras
+from keras import ops
+
+_register = keras.saving.register_keras_serializable(package="zoo")
+
+
+def _check_positive(**kw):
+    for name, value in kw.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"`{name}` must be a positive number. Received: {name}={value!r}")
+
+
+class _EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Base: converts the step into a (whole) epoch number."""
+
+    def __init__(self, steps_per_epoch=1):
+        _check_positive(steps_per_epoch=steps_per_epoch)
+        self.steps_per_epoch = int(steps_per_epoch)
+
+    def epoch(self, step):
+        return ops.floor(ops.cast(step, "float32") / float(self.steps_per_epoch))
+
+    def get_config(self):
+        return {"steps_per_epoch": self.steps_per_epoch}
+
+
+@_register
+class InverseTimeDecay(_EpochSchedule):
+    """`lr0 / (1 + decay_rate * epoch)`.
+
+    Args:
+        initial_learning_rate: `lr0`.
+        decay_rate: Defaults to `1.0`.
+        steps_per_epoch: Optimizer steps per epoch. Defaults to `1`.
+    """
+
+    def __init__(self, initial_learning_rate, decay_rate=1.0, steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        _check_positive(initial_learning_rate=initial_learning_rate)
+        if decay_rate < 0:
+            raise ValueError(f"`decay_rate` must be >= 0. Received: decay_rate={decay_rate!r}")
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_rate = float(decay_rate)
+
+    def __call__(self, step):
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self.epoch(step))
+
+    def get_config(self):
+        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate,
+                "decay_rate": self.decay_rate}
+
+
+@_register
+class ExponentialDecay(_EpochSchedule):
+    """`lr0 * base ** epoch`.
+
+    Args:
+        initial_learning_rate: `lr0`.
+        base: Decay per epoch. Defaults to `0.95`.
+        steps_per_epoch: Optimizer steps per epoch. Defaults to `1`.
+    """
+
+    def __init__(self, initial_learning_rate, base=0.95, steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        _check_positive(initial_learning_rate=initial_learning_rate, base=base)
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.base = float(base)
+
+    def __call__(self, step):
+        return self.initial_learning_rate * ops.power(self.base, self.epoch(step))
+
+    def get_config(self):
+        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate, "base": self.base}
+
+
+@_register
+class InverseSqrtDecay(_EpochSchedule):
+    """`k / sqrt(epoch + 1)`: the curriculum's `k / sqrt(epoch_num)` with epochs counted from 1.
+
+    Args:
+        k: The rate of the first epoch.
+        steps_per_epoch: Optimizer steps per epoch. Defaults to `1`.
+    """
+
+    def __init__(self, k, steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        _check_positive(k=k)
+        self.k = float(k)
+
+    def __call__(self, step):
+        return self.k / ops.sqrt(self.epoch(step) + 1.0)
+
+    def get_config(self):
+        return {**super().get_config(), "k": self.k}
+
+
+@_register
+class StepDecay(_EpochSchedule):
+    """Staircase: `lr0 * factor ** (epoch // every)`.
+
+    Args:
+        initial_learning_rate: `lr0`.
+        factor: Multiplier applied every `every` epochs. Defaults to `0.1`.
+        every: Epochs between drops. Defaults to `10`.
+        steps_per_epoch: Optimizer steps per epoch. Defaults to `1`.
+    """
+
+    def __init__(self, initial_learning_rate, factor=0.1, every=10, steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        _check_positive(initial_learning_rate=initial_learning_rate, factor=factor, every=every)
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.factor = float(factor)
+        self.every = int(every)
+
+    def __call__(self, step):
+        drops = ops.floor(self.epoch(step) / float(self.every))
+        return self.initial_learning_rate * ops.power(self.factor, drops)
+
+    def get_config(self):
+        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate,
+                "factor": self.factor, "every": self.every}
+
+
+@_register
+class PiecewiseConstantDecay(_EpochSchedule):
+    """`values[i]` while `boundaries[i-1] <= t < boundaries[i]`, `t` in epochs or in steps.
+
+    Args:
+        boundaries: Increasing epoch (or step) numbers where the rate changes.
+        values: One more value than `boundaries`.
+        unit: "epoch" (the default) or "step" (e.g. the ResNet CIFAR recipe:
+            0.1, divided by 10 at 32k and 48k iterations).
+        steps_per_epoch: Optimizer steps per epoch (unit "epoch"). Defaults to `1`.
+    """
+
+    def __init__(self, boundaries, values, unit="epoch", steps_per_epoch=1):
+        super().__init__(steps_per_epoch)
+        boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
+        if unit not in ("epoch", "step"):
+            raise ValueError(f"`unit` must be 'epoch' or 'step'. Received: unit={unit!r}")
+        if len(values) != len(boundaries) + 1:
+            raise ValueError(
+                f"`values` needs one more entry than `boundaries`. Received: boundaries={boundaries}, values={values}"
+            )
+        if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
+            raise ValueError(f"`boundaries` must be increasing. Received: boundaries={boundaries}")
+        self.boundaries, self.values, self.unit = boundaries, values, unit
+
+    def __call__(self, step):
+        t = self.epoch(step) if self.unit == "epoch" else ops.cast(step, "float32")
+        lr = ops.convert_to_tensor(self.values[0], "float32")
+        for boundary, value in zip(self.boundaries, self.values[1:]):
+            lr = ops.where(t >= boundary, value, lr)
+        return lr
+
+    def get_config(self):
+        return {**super().get_config(), "boundaries": self.boundaries, "values": self.values, "unit": self.unit}
+
+
+@_register
+class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warmup from 0 to `lr0` over `warmup_steps`, then cosine decay to `alpha * lr0`.
+
+    Args:
+        initial_learning_rate: `lr0`, the peak rate.
+        decay_steps: Steps of the cosine phase (after warmup).
+        warmup_steps: Steps of the linear warmup. Defaults to `0`.
+        alpha: Final rate as a fraction of `lr0`. Defaults to `0.0`.
+    """
+
+    def __init__(self, initial_learning_rate, decay_steps, warmup_steps=0, alpha=0.0):
+        _check_positive(initial_learning_rate=initial_learning_rate, decay_steps=decay_steps)
+        if warmup_steps < 0 or not 0.0 <= alpha <= 1.0:
+            raise ValueError(
+                f"Need warmup_steps >= 0 and 0 <= alpha <= 1. Received: warmup_steps={warmup_steps!r}, alpha={alpha!r}"
+            )
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_steps, self.warmup_steps, self.alpha = int(decay_steps), int(warmup_steps), float(alpha)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warm = self.initial_learning_rate * step / max(self.warmup_steps, 1)
+        progress = ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
+        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
+        decayed = self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
+        return ops.where(step < self.warmup_steps, warm, decayed)
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "warmup_steps": self.warmup_steps, "alpha": self.alpha}
+
+
+SCHEDULES = {
+    "inverse_time": InverseTimeDecay,
+    "exponential": ExponentialDecay,
+    "inverse_sqrt": InverseSqrtDecay,
+    "step": StepDecay,
+    "piecewise": PiecewiseConstantDecay,
+    "cosine": WarmupCosineDecay,
+}
+# "plateau" is not a schedule: it is the ReduceLROnPlateau callback on a constant rate.
+NAMES = tuple(SCHEDULES) + ("plateau",)
+
+
+def check_name(name):
+    """Returns `name` if it is a known schedule (or None); ValueError naming the closest otherwise."""
+    if name is None or name in NAMES:
+        return name
+    close = difflib.get_close_matches(str(name), NAMES, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"Unknown lr_schedule {name!r}.{hint} Allowed: none, {', '.join(NAMES)}.")
+
+
+def get(name, *, lr, steps_per_epoch, epochs=None, **args):
+    """Builds the schedule `name` for a recipe.
+
+    Args:
+        name: A key of `SCHEDULES`, "plateau" or None (both give the constant `lr`).
+        lr: The recipe's initial learning rate (`k` for inverse_sqrt, the peak for cosine).
+        steps_per_epoch: Optimizer steps per epoch.
+        epochs: Total epochs; cosine decays over them unless `decay_steps` is given.
+        **args: The recipe's `schedule_args`. `piecewise` takes `boundaries_epochs` or
+            `boundaries_steps` (plus `values`); `cosine` takes `warmup_epochs` or
+            `warmup_steps`.
+
+    Returns:
+        A `LearningRateSchedule`, or the float `lr`.
+    """
+    name = check_name(name)
+    if name in (None, "plateau"):
+        return float(lr)
+    args = dict(args)
+    try:
+        if name == "piecewise":
+            if "boundaries_steps" in args:
+                return PiecewiseConstantDecay(args.pop("boundaries_steps"), unit="step", **args)
+            boundaries = args.pop("boundaries_epochs", args.pop("boundaries", None))
+            args.setdefault("values", None)
+            return PiecewiseConstantDecay(boundaries, steps_per_epoch=steps_per_epoch, **args)
+        if name == "cosine":
+            if "warmup_epochs" in args:
+                args["warmup_steps"] = int(round(args.pop("warmup_epochs") * steps_per_epoch))
+            warmup = args.get("warmup_steps", 0)
+            if "decay_steps" not in args:
+                if epochs is None:
+                    raise ValueError("cosine needs `decay_steps` or the number of epochs")
+                args["decay_steps"] = max(int(epochs * steps_per_epoch) - warmup, 1)
+            return WarmupCosineDecay(lr, **args)
+        if name == "inverse_sqrt":
+            return InverseSqrtDecay(args.pop("k", lr), steps_per_epoch=steps_per_epoch, **args)
+        return SCHEDULES[name](lr, steps_per_epoch=steps_per_epoch, **args)
+    except TypeError as exc:
+        raise ValueError(f"Bad schedule_args for lr_schedule {name!r}: {exc}. Received: {args}") from None
