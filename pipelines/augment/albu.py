@@ -1,0 +1,96 @@
+"""The albumentations backend: its catalogue, per example through `tf.numpy_function`.
+
+Boxes and masks go through albumentations' own `bboxes` / `mask` parameters
+(nearest-neighbour for masks). Each example gets its own seed from the pipeline
+seed, so a seeded pipeline is reproducible with this backend too.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+_LOCAL = threading.local()
+
+
+def compose(policy, out_hw, with_boxes=False):
+    """The `A.Compose` equivalent of `policy` producing `out_hw` images."""
+    import albumentations as A
+
+    h, w = out_hw
+    ops = []
+    if "flip" in policy:
+        ops.append(A.HorizontalFlip(p=policy.flip_prob))
+    if "crop" in policy:
+        ops.append(A.RandomResizedCrop(size=(h, w), scale=policy.crop_scale, ratio=policy.crop_ratio, p=1.0))
+    else:
+        ops.append(A.Resize(h, w))
+    if "color" in policy:
+        ops.append(A.ColorJitter(brightness=policy.brightness, contrast=policy.contrast,
+                                 saturation=policy.saturation, hue=policy.hue, p=1.0))
+    if "distort" in policy:
+        if policy.distort_kind == "perspective":
+            ops.append(A.Perspective(scale=(0.0, policy.distort), fill=0, fill_mask=255, p=1.0))
+        elif policy.distort_kind == "elastic":
+            ops.append(A.ElasticTransform(alpha=policy.distort * 300, sigma=8, fill_mask=255, p=1.0))
+        else:
+            ops.append(A.GridDistortion(distort_limit=policy.distort * 3, fill_mask=255, p=1.0))
+    bbox = (A.BboxParams(format="albumentations", label_fields=["classes"], min_visibility=policy.min_visibility,
+                         clip=True, filter_invalid_bboxes=True) if with_boxes else None)
+    return A.Compose(ops, bbox_params=bbox)
+
+
+def _get(policy, out_hw, with_boxes):
+    key = (policy, tuple(out_hw), with_boxes)
+    cache = getattr(_LOCAL, "cache", None)
+    if cache is None:
+        cache = _LOCAL.cache = {}
+    if key not in cache:
+        cache[key] = compose(policy, out_hw, with_boxes)
+    return cache[key]
+
+
+def apply(ds, policy, out_hw, task, seed):
+    """Maps the albumentations pipeline over unbatched examples (parallel, seeded)."""
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    boxes = task == "detection"
+
+    def run(seed, image, *targets):
+        aug = _get(policy, out_hw, boxes)
+        aug.set_random_seed(int(seed) % (2**32))
+        squeeze = image.ndim == 3 and image.shape[-1] == 1
+        kw = {"image": image[..., 0] if squeeze else image}
+        if boxes:
+            b, c = targets
+            keep = c >= 0
+            b, c = b[keep], c[keep]
+            kw["bboxes"] = np.clip(b[:, [1, 0, 3, 2]], 0.0, 1.0).reshape(-1, 4)
+            kw["classes"] = c
+        elif targets:
+            kw["mask"] = targets[0]
+        out = aug(**kw)
+        img = out["image"][..., None] if squeeze else out["image"]
+        if boxes:
+            bb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)[:, [1, 0, 3, 2]]
+            return img, bb, np.asarray(out["classes"], np.int32).reshape(-1)
+        if targets:
+            return img, out["mask"].astype(targets[0].dtype)
+        return (img,)
+
+    def fn(ex, s):
+        ex = dict(ex)
+        image = ex["image"]
+        keys = ["boxes", "classes"] if boxes else (["mask"] if "mask" in ex else [])
+        dtypes = [image.dtype] + [ex[k].dtype for k in keys]
+        outs = tf.numpy_function(run, [s, image] + [ex[k] for k in keys], dtypes, stateful=False)
+        ex["image"] = tf.ensure_shape(outs[0], [*out_hw, image.shape[-1]])
+        if boxes:
+            ex["boxes"], ex["classes"] = tf.ensure_shape(outs[1], [None, 4]), tf.ensure_shape(outs[2], [None])
+        elif keys:
+            ex["mask"] = tf.ensure_shape(outs[1], list(out_hw))
+        return ex
+
+    return tf.data.Dataset.zip(ds, seeds).map(fn, num_parallel_calls=AUTOTUNE)

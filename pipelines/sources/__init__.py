@@ -1,0 +1,7 @@
+"""Source readers, one module per kind; importing this package registers them all.
+
+To add a format, write a module that calls `register_reader(...)` and import it here.
+"""
+
+from pipelines.sources.base import Source, open_source, register_reader  # noqa: F401
+from pipelines.sources import arrays, folder, tfds_source  # noqa: F401,E402

@@ -1,0 +1,54 @@
+"""Train / val / test splitting: one seeded shuffle, small holdouts for large data.
+
+Following the curriculum's train/dev/test advice, data without its own dev or
+test split is shuffled once with `SPLIT_SEED` (independent of the training seed,
+so the dev and test sets never change between runs) and cut into pieces from
+the same distribution. Each holdout is `fraction` of the data, capped at
+`max(10_000, 1%)` examples, so a million images split 98/1/1.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+SPLIT_SEED = 0
+_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train", "testing": "test"}
+
+
+def canonical(split: str) -> str:
+    """Maps a split name or alias ("validation", "dev") to "train", "val" or "test"."""
+    name = _ALIASES.get(split, split)
+    if name not in SPLITS:
+        close = difflib.get_close_matches(split, list(SPLITS) + list(_ALIASES), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown split {split!r}; allowed: {', '.join(SPLITS)}.{hint}")
+    return name
+
+
+def holdout_count(n: int, fraction: float) -> int:
+    """Examples held out for one of dev/test from `n`: `fraction` capped at max(10k, 1%)."""
+    if not 0.0 <= fraction < 0.5:
+        raise ValueError(f"val_split must be in [0, 0.5); received: {fraction!r}.")
+    if fraction == 0 or n < 3:
+        return 0
+    k = max(1, int(round(n * fraction)))
+    return min(k, max(10_000, int(round(0.01 * n))))
+
+
+def split_indices(n: int, fraction: float, holdouts=("val", "test"), seed: int = SPLIT_SEED) -> dict:
+    """Seeded permutation of `range(n)` cut into "train" plus each name in `holdouts`.
+
+    Returns:
+        `{name: sorted int64 index array}`; "train" gets what the holdouts leave.
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    k = holdout_count(n, fraction)
+    out, start = {}, 0
+    for name in holdouts:
+        out[name] = np.sort(perm[start:start + k])
+        start += k
+    out["train"] = np.sort(perm[start:])
+    return out
