@@ -22,6 +22,7 @@ from zoo.registry import (  # noqa: E402
     register_model,
 )
 from zoo import models  # noqa: E402,F401  (registers every family)
+from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
 
 __version__ = "0.1.0"
 

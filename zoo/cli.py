@@ -55,6 +55,10 @@ def build_parser() -> argparse.ArgumentParser:
 # Later modules add subcommands here: functions `(subparsers) -> None`.
 _EXTRA_COMMANDS = []
 
+from zoo.training.cli import add_parser as _training_parser  # noqa: E402  (train, evaluate, demo)
+
+_EXTRA_COMMANDS += [_training_parser]
+
 
 def main(argv=None) -> int:
     parser = build_parser()

@@ -1,0 +1,198 @@
+"""`zoo train`, `zoo evaluate` and `zoo demo`."""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import sys
+
+from zoo.recipes import OPTIMIZERS
+from zoo.training import policy
+
+DEMO_MODEL = "lenet5"
+DEMO_DATA = "shapes/classification"
+# LeNet-5 with ReLU and max pooling learns the six shapes in a few epochs on two CPU cores.
+DEMO_SETTINGS = {"epochs": 8, "batch_size": 64, "lr": 2e-3, "lr_schedule": "cosine", "augment": ("flip",)}
+DEMO_KWARGS = {"activation": "relu", "subsampling": "max"}
+
+
+def _one_line_errors(parser):
+    """argparse errors as one line (`zoo train: error: ...`), exit 2, no usage dump."""
+
+    def error(message):
+        print(f"{parser.prog}: error: {message}", file=sys.stderr)
+        sys.exit(2)
+
+    parser.error = error
+    return parser
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return {"none": None, "null": None, "true": True, "false": False}.get(text.lower(), text)
+
+
+def parse_sets(items) -> dict:
+    """`["lr=0.1", "augment=flip,crop"]` -> `{"lr": 0.1, "augment": ("flip", "crop")}`."""
+    out = {}
+    for item in items or ():
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes key=value. Received: {item!r}")
+        parsed = _parse_value(value)
+        if key == "augment" and isinstance(parsed, str):
+            parsed = tuple(a for a in parsed.split(",") if a)
+        out[key.strip()] = parsed
+    return out
+
+
+def _overrides(args) -> dict:
+    out = parse_sets(args.set)
+    for key, attr in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("optimizer", "optimizer"),
+                      ("val_split", "val_split"), ("early_stopping", "early_stopping")):
+        value = getattr(args, attr)
+        if value is not None:
+            out[key] = value
+    if args.lr_schedule is not None:
+        out["lr_schedule"] = None if args.lr_schedule == "none" else args.lr_schedule
+    if args.augment is not None:
+        out["augment"] = tuple(a for a in args.augment.replace("+", ",").split(",") if a and a != "none")
+    return out
+
+
+def _run_guarded(fn):
+    """Runs `fn`, turning training failures into one line and a non-zero exit."""
+    import callbacks
+    from zoo.cli import CLIError
+
+    try:
+        return fn()
+    except callbacks.TrainingDiverged as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 3
+    except (TypeError, OSError) as exc:
+        raise CLIError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
+    except Exception as exc:
+        import tensorflow as tf
+
+        if isinstance(exc, tf.errors.OpError):
+            raise CLIError(f"{type(exc).__name__}: {(exc.message or '').splitlines()[0]}") from None
+        raise
+
+
+def _cmd_train(args):
+    from zoo.training import loop
+
+    overrides = _overrides(args)
+    model_kwargs = parse_sets(args.model_arg)
+    return _run_guarded(lambda: loop.train(
+        args.model, args.data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
+        seed=args.seed, strict=args.strict, model_kwargs=model_kwargs or None, **overrides,
+    ) and 0)
+
+
+def _cmd_evaluate(args):
+    from zoo.training import loop
+
+    def run():
+        metrics = loop.evaluate(args.run, args.data, split=args.split, batch_size=args.batch_size)
+        if args.json:
+            print(json.dumps(metrics))
+        else:
+            for key, value in metrics.items():
+                if isinstance(value, (int, float)):
+                    print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
+        return 0
+
+    return _run_guarded(run)
+
+
+def _cmd_demo(args):
+    from zoo.training import loop
+
+    out = args.out or os.path.join("runs", "demo")
+    if os.path.isdir(out) and os.listdir(out):
+        from zoo.training.rundir import default_dir
+
+        out = default_dir("demo")
+
+    def run():
+        print(f"zoo demo: {DEMO_MODEL} on the built-in {DEMO_DATA} data ({DEMO_SETTINGS['epochs']} epochs)")
+        result = loop.train(DEMO_MODEL, DEMO_DATA, out=out, model_kwargs=DEMO_KWARGS, seed=args.seed,
+                            precision=args.precision, **{**DEMO_SETTINGS, **({"epochs": args.epochs} if args.epochs else {})})
+        metrics = loop.evaluate(result.run_dir, split="test")
+        print(f"zoo demo: test accuracy {metrics['accuracy']:.3f}, macro F1 {metrics['f1']:.3f} "
+              f"(zoo evaluate {result.run_dir} --split test)")
+        exported = None
+        try:
+            from zoo.export import export
+        except ImportError:
+            export = None
+        if export is not None:
+            exported = export(result.run_dir, args.export_dir)
+        print(f"zoo demo: plots    {os.path.join(result.run_dir, 'curves.png')}, "
+              f"{os.path.join(result.run_dir, 'confusion_matrix.png')}")
+        print(f"zoo demo: model    {os.path.join(result.run_dir, 'model.keras')}")
+        if exported is not None:
+            print(f"zoo demo: exported {exported} (TF Serving layout)")
+        return 0
+
+    return _run_guarded(run)
+
+
+def _add_train_options(p):
+    p.add_argument("--epochs", type=int, help="passes over the training split (recipe default)")
+    p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
+    p.add_argument("--lr", type=float, help="initial learning rate")
+    p.add_argument("--optimizer", choices=OPTIMIZERS)
+    p.add_argument("--lr-schedule", dest="lr_schedule",
+                   choices=("none", "inverse_time", "exponential", "inverse_sqrt", "step", "piecewise", "cosine",
+                            "plateau"),
+                   help="learning-rate decay (arguments via --set schedule_args={...})")
+    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort (or pad_crop); 'none' for none")
+    p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
+                   help="stop after PATIENCE epochs without dev improvement (best weights restored)")
+    p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
+    p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation (default 0)")
+    p.add_argument("--precision", choices=policy.PRECISIONS, default="auto",
+                   help="auto: mixed_bfloat16 on AMX/AVX512-BF16 CPUs, mixed_float16 on tensor-core GPUs")
+    p.add_argument("--xla", choices=policy.XLA_CHOICES, default="auto", help="auto: on for GPU, off on CPU")
+    p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
+    p.add_argument("--strict", action="store_true", help="refuse corrupt data instead of skipping it")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
+    p.add_argument("--model-arg", dest="model_arg", action="append", metavar="KEY=VALUE",
+                   help="builder keyword, e.g. --model-arg width=0.5 (repeatable)")
+
+
+def add_parser(subparsers) -> None:
+    p = _one_line_errors(subparsers.add_parser(
+        "train", help="train a model on a data source into a run directory",
+        description="Train MODEL on SOURCE with its recipe's defaults; options override them.",
+    ))
+    p.add_argument("model")
+    p.add_argument("--data", help="source: shapes/<config>, tfds:NAME, an image folder, or a .npz file")
+    _add_train_options(p)
+    p.set_defaults(func=_cmd_train)
+
+    p = _one_line_errors(subparsers.add_parser("evaluate", help="evaluate a run (or .keras file) on a split"))
+    p.add_argument("run", metavar="RUN_OR_MODEL")
+    p.add_argument("--data", help="source (default: the run's own)")
+    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = _one_line_errors(subparsers.add_parser(
+        "demo", help="train, evaluate and export a small model on the built-in shapes data (a few minutes)",
+    ))
+    p.add_argument("--out", help="run directory (default runs/demo)")
+    p.add_argument("--export-dir", dest="export_dir", default=os.path.join("saved_models", "demo"))
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--precision", choices=policy.PRECISIONS, default="auto")
+    p.set_defaults(func=_cmd_demo)

@@ -1,0 +1,89 @@
+"""Run reports: learning curves, confusion matrix, precision / recall / F1."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_curves(rows: list[dict], path) -> str:
+    """One panel per metric (loss first), train vs dev, from history rows; returns `path`."""
+    plt = _pyplot()
+    names = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    names.sort(key=lambda n: (n != "loss", n))
+    panels = names + (["learning_rate"] if rows and "learning_rate" in rows[0] else [])
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, name in zip(axes[0], panels):
+        ax.plot(epochs, [r.get(name, np.nan) for r in rows], marker="o", label="train" if name != "learning_rate" else name)
+        if any(f"val_{name}" in r for r in rows):
+            ax.plot(epochs, [r.get(f"val_{name}", np.nan) for r in rows], marker="o", label="dev")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
+    """Counts `[true, predicted]`."""
+    cm = np.zeros((num_classes, num_classes), np.int64)
+    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
+    return cm
+
+
+def classification_metrics(cm: np.ndarray) -> dict:
+    """Accuracy and macro precision / recall / F1 from a confusion matrix, plus per-class values."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    predicted, actual = cm.sum(0), cm.sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        precision = np.where(predicted > 0, tp / predicted, 0.0)
+        recall = np.where(actual > 0, tp / actual, 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    present = actual > 0
+    return {
+        "accuracy": float(tp.sum() / max(cm.sum(), 1)),
+        "precision": float(precision[present].mean()) if present.any() else 0.0,
+        "recall": float(recall[present].mean()) if present.any() else 0.0,
+        "f1": float(f1[present].mean()) if present.any() else 0.0,
+        "per_class": {"precision": precision.tolist(), "recall": recall.tolist(), "f1": f1.tolist()},
+    }
+
+
+def plot_confusion(cm, class_names, path, title="confusion matrix") -> str:
+    plt = _pyplot()
+    cm = np.asarray(cm)
+    n = cm.shape[0]
+    size = min(max(3.5, 0.5 * n + 2), 14)
+    fig, ax = plt.subplots(figsize=(size, size))
+    ax.imshow(cm, cmap="Blues")
+    names = [str(c) for c in (class_names or range(n))]
+    ax.set_xticks(range(n), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    if n <= 30:
+        limit = cm.max() / 2 if cm.size else 0
+        for i in range(n):
+            for j in range(n):
+                ax.text(j, i, int(cm[i, j]), ha="center", va="center", color="white" if cm[i, j] > limit else "black",
+                        fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.fspath(path)
