@@ -5,3 +5,4 @@ To add a format, write a module that calls `register_reader(...)` and import it 
 
 from pipelines.sources.base import Source, open_source, register_reader  # noqa: F401
 from pipelines.sources import arrays, folder, tfds_source  # noqa: F401,E402
+from pipelines.sources import labelled, yolo_txt, coco, voc, masks  # noqa: F401,E402  (issue 12 layouts)
