@@ -98,6 +98,8 @@ def _pad_boxes(max_boxes):
         ex = dict(ex)
         ex["boxes"] = tf.ensure_shape(tf.pad(boxes, [[0, max_boxes - n], [0, 0]]), [max_boxes, 4])
         ex["classes"] = tf.ensure_shape(tf.pad(classes, [[0, max_boxes - n]], constant_values=-1), [max_boxes])
+        if "difficult" in ex:  # Pascal VOC: padded with False
+            ex["difficult"] = tf.ensure_shape(tf.pad(ex["difficult"][:max_boxes], [[0, max_boxes - n]]), [max_boxes])
         return ex
 
     return fn
@@ -116,7 +118,10 @@ def _finalize_fn(task, norm, size, batched, is_image):
         if task == "sequence" and is_image and x.shape[-1] == 1:
             x = x[..., 0]
         if task == "detection":
-            return x, {"boxes": tf.cast(ex["boxes"], tf.float32), "classes": tf.cast(ex["classes"], tf.int32)}
+            targets = {"boxes": tf.cast(ex["boxes"], tf.float32), "classes": tf.cast(ex["classes"], tf.int32)}
+            if "difficult" in ex:
+                targets["difficult"] = ex["difficult"]
+            return x, targets
         if task == "segmentation":
             return x, tf.cast(mask, tf.int32)
         return x, tf.cast(ex["label"], tf.int32)
