@@ -1,0 +1,152 @@
+"""The detection `Task`: YOLO loss, grid-encoded datasets, mAP, box reports and serving NMS."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from zoo.detection.draw import draw_detections
+from zoo.detection.encoding import encode, grid_to_boxes
+from zoo.detection.loss import YoloLoss
+from zoo.detection.metrics import mean_average_precision
+from zoo.detection.nms import batched_nms
+from zoo.tasks import Task, register_task
+
+DEFAULTS = {"score_threshold": 0.05, "iou_threshold": 0.5, "max_detections": 20}
+LOSS_WEIGHTS = ("lambda_coord", "lambda_obj", "lambda_noobj", "lambda_class")
+
+
+def _head(model):
+    from zoo.models.yolo import head_of
+
+    return head_of(model)
+
+
+def _setting(extra, key):
+    return (extra or {}).get(key, DEFAULTS[key])
+
+
+def loss(model, recipe, data_spec=None):
+    """`YoloLoss` with the model's anchors and the recipe's loss weights (`recipe.extra`)."""
+    extra = getattr(recipe, "extra", None) or {}
+    return YoloLoss(_head(model).anchors, **{k: extra[k] for k in LOSS_WEIGHTS if k in extra})
+
+
+def encode_dataset(dataset, model):
+    """Maps `(images, {"boxes", "classes"})` batches to `(images, grid targets)` for `model`."""
+    head = _head(model)
+    grid = model.output_shape[1]
+
+    def to_grid(images, targets):
+        return images, encode(targets["boxes"], targets["classes"], grid_size=grid, anchors=head.anchors,
+                              num_classes=head.classes)
+
+    return dataset.map(to_grid, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def make_dataset(source, split, recipe, data_spec, training, model=None, **kwargs):
+    """The pipeline's detection batches (box-aware augmentation when training), encoded to grids.
+
+    Args:
+        model: The YOLO model (its grid size, anchors and classes define the encoding).
+        **kwargs: Passed on to `pipelines.build` (e.g. `seed`, `image_size`, `backend`).
+    """
+    import pipelines
+
+    if model is None:
+        raise ValueError("The detection make_dataset hook needs `model=` (grid size and anchors come from it).")
+    options = {
+        "split": split,
+        "task": "detection",
+        "batch_size": recipe.batch_size,
+        "augment": tuple(recipe.augment) if training else (),
+        "normalization": recipe.normalization,
+        "val_split": recipe.val_split,
+        "shuffle": training,
+        "image_size": tuple(model.input_shape[1:3]),
+    }
+    options.update(kwargs)
+    return encode_dataset(pipelines.build(source, **options), model)
+
+
+def _ground_truth(targets):
+    """Per-image `(boxes, classes)` from dict targets or from encoded grids."""
+    if isinstance(targets, dict):
+        boxes, classes = np.asarray(targets["boxes"]), np.asarray(targets["classes"])
+        return [(b[c >= 0], c[c >= 0]) for b, c in zip(boxes, classes)]
+    boxes, obj, probs = (np.asarray(t) for t in grid_to_boxes(targets))
+    return [(b[o > 0.5], np.argmax(p[o > 0.5], axis=-1)) for b, o, p in zip(boxes, obj, probs)]
+
+
+def predict(model, images, extra=None):
+    """Per-image `(boxes, scores, classes)` after decoding, score filtering and NMS."""
+    out = batched_nms(
+        model(images, training=False), _head(model).anchors,
+        score_threshold=_setting(extra, "score_threshold"), iou_threshold=_setting(extra, "iou_threshold"),
+        max_boxes=_setting(extra, "max_detections"),
+    )
+    out = {k: np.asarray(v) for k, v in out.items()}
+    return [(out["boxes"][i, :n], out["scores"][i, :n], out["classes"][i, :n])
+            for i, n in enumerate(out["valid_detections"])]
+
+
+def evaluate(model, dataset, data_spec=None, recipe=None):
+    """mAP@0.5, mAP@0.5:0.95 and per-class AP of `model` on `(images, targets)` batches.
+
+    Targets may be the pipeline's dicts or encoded grids (then the ground truth is read
+    back from the grid: exact unless anchor conflicts dropped objects at encoding).
+    """
+    extra = getattr(recipe, "extra", None) or {}
+    predictions, truth = [], []
+    for images, targets in dataset:
+        predictions += predict(model, images, {**extra, "score_threshold": min(_setting(extra, "score_threshold"), 0.01),
+                                               "max_detections": 100})
+        truth += _ground_truth(targets)
+    head = _head(model)
+    names = getattr(data_spec, "class_names", None)
+    if not names or len(names) != head.classes:
+        names = None
+    return mean_average_precision(predictions, truth, head.classes, class_names=names)
+
+
+def _unnormalize(images, data_spec):
+    norm = getattr(data_spec, "normalization", None) or {}
+    if norm.get("kind") == "standardize":
+        return images * np.asarray(norm["std"], np.float32) + np.asarray(norm["mean"], np.float32)
+    return images
+
+
+def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
+    """Writes `detections.png`: test images with true (green) and predicted (red) boxes."""
+    images, targets = next(iter(dataset))
+    images, targets = images[:count], tf.nest.map_structure(lambda t: t[:count], targets)
+    path = os.path.join(run_dir, "detections.png")
+    draw_detections(path, _unnormalize(np.asarray(images), data_spec),
+                    predict(model, images, getattr(recipe, "extra", None)), _ground_truth(targets),
+                    class_names=getattr(data_spec, "class_names", None))
+    return [path]
+
+
+def serving_outputs(model, outputs, export_spec):
+    """Decoding, score filtering and per-class NMS in the serving graph.
+
+    Thresholds come from the run's recipe (`config["recipe"]["extra"]`), else `DEFAULTS`.
+
+    Returns:
+        `boxes [N, max, 4]` (normalised corners), `scores [N, max]`, `classes [N, max]`
+        int32, `valid_detections [N]` int32.
+    """
+    config = getattr(export_spec, "config", None) or {}
+    extra = (config.get("recipe") or {}).get("extra") or {}
+    return batched_nms(
+        outputs, _head(model).anchors, score_threshold=_setting(extra, "score_threshold"),
+        iou_threshold=_setting(extra, "iou_threshold"), max_boxes=_setting(extra, "max_detections"),
+    )
+
+
+TASK = register_task(
+    Task(name="detection", loss=loss, make_dataset=make_dataset, evaluate=evaluate, report=report,
+         serving_outputs=serving_outputs)
+)
