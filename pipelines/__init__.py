@@ -16,4 +16,5 @@ from pipelines import shapes  # noqa: E402,F401  (registers the TFDS builder)
 from pipelines import sources  # noqa: E402,F401  (registers the readers)
 from pipelines.augment import Policy  # noqa: E402,F401
 from pipelines.core import build, inspect  # noqa: E402,F401
+from pipelines.preview import preview  # noqa: E402,F401
 from pipelines.spec import DataSpec  # noqa: E402,F401

@@ -19,15 +19,18 @@ _LOCAL = threading.local()
 def compose(policy, out_hw, with_boxes=False):
     """The `A.Compose` equivalent of `policy` producing `out_hw` images."""
     import albumentations as A
+    import cv2
 
     h, w = out_hw
+    exact = cv2.INTER_NEAREST_EXACT  # plain INTER_NEAREST resizes masks half a pixel off the image
     ops = []
     if "flip" in policy:
         ops.append(A.HorizontalFlip(p=policy.flip_prob))
     if "crop" in policy:
-        ops.append(A.RandomResizedCrop(size=(h, w), scale=policy.crop_scale, ratio=policy.crop_ratio, p=1.0))
+        ops.append(A.RandomResizedCrop(size=(h, w), scale=policy.crop_scale, ratio=policy.crop_ratio,
+                                       mask_interpolation=exact, p=1.0))
     else:
-        ops.append(A.Resize(h, w))
+        ops.append(A.Resize(h, w, mask_interpolation=exact))
     if "color" in policy:
         ops.append(A.ColorJitter(brightness=policy.brightness, contrast=policy.contrast,
                                  saturation=policy.saturation, hue=policy.hue, p=1.0))

@@ -9,6 +9,7 @@ and test use disjoint identities). Images are 64x64 RGB.
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -32,6 +33,16 @@ class ShapesConfig(tfds.core.BuilderConfig):
     task: str = "classification"
     split_sizes: dict = dataclasses.field(default_factory=dict)
     seed: int = 2024
+
+
+def _png(array):
+    """PNG bytes via Pillow (fast); TFDS stores them without re-encoding."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array[..., 0] if array.shape[-1] == 1 else array).save(buf, format="PNG", compress_level=1)
+    buf.seek(0)
+    return buf
 
 
 _SPLIT_IDS = {"train": 0, "validation": 1, "test": 2}
@@ -96,12 +107,12 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
                 image, objects = render.compose_objects(rng, SIZE, 1, (9, 24))
                 if not objects:
                     continue
-                yield i, {"image": image, "label": objects[0][0]}
+                yield i, {"image": _png(image), "label": objects[0][0]}
             elif cfg.task == "detection":
                 image, objects = render.compose_objects(rng, SIZE, int(rng.integers(1, MAX_OBJECTS + 1)), (6, 16))
                 boxes = [(c, render.box_of(a, SIZE)) for c, a in objects]
                 boxes = [(c, b) for c, b in boxes if b is not None]
-                yield i, {"image": image, "objects": {
+                yield i, {"image": _png(image), "objects": {
                     "bbox": np.array([b for _, b in boxes], np.float32).reshape(-1, 4),
                     "label": np.array([c for c, _ in boxes], np.int64)}}
             else:
@@ -109,7 +120,7 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
                 mask = np.zeros((SIZE, SIZE, 1), np.uint8)
                 for c, a in objects:
                     mask[a > 0.5] = c + 1
-                yield i, {"image": image, "segmentation_mask": mask}
+                yield i, {"image": _png(image), "segmentation_mask": _png(mask)}
 
     def _glyphs(self, split):
         cfg = self.builder_config
@@ -124,4 +135,4 @@ class Shapes(tfds.core.GeneratorBasedBuilder):
             strokes = render.glyph_strokes(np.random.default_rng([cfg.seed, 99, ident]))
             for k in range(per_id):
                 rng = np.random.default_rng([cfg.seed, 100, ident, k])
-                yield f"{ident}_{k}", {"image": render.glyph_image(rng, strokes, SIZE), "label": ident}
+                yield f"{ident}_{k}", {"image": _png(render.glyph_image(rng, strokes, SIZE)), "label": ident}

@@ -58,17 +58,22 @@ def shape_alpha(kind, cx, cy, radius, angle, size):
 
 
 def strokes_alpha(segments, thickness, size):
-    """Coverage of line segments [K, 4] (x0, y0, x1, y1 in pixels) with a given thickness."""
-    ys = (np.arange(size * SS) + 0.5) / SS
-    px, py = np.meshgrid(ys, ys)
-    px, py = px.reshape(-1), py.reshape(-1)
-    best = np.full(px.shape, np.inf, np.float32)
-    for x0, y0, x1, y1 in segments:
-        dx, dy = x1 - x0, y1 - y0
-        t = np.clip(((px - x0) * dx + (py - y0) * dy) / max(dx * dx + dy * dy, 1e-6), 0, 1)
-        best = np.minimum(best, (px - x0 - t * dx) ** 2 + (py - y0 - t * dy) ** 2)
-    cov = (best <= (thickness / 2) ** 2).astype(np.float32)
-    return cov.reshape(size, SS, size, SS).mean(axis=(1, 3))
+    """Anti-aliased coverage of line segments [K, 4] (x0, y0, x1, y1 in pixels)."""
+    segments = np.asarray(segments, np.float32)
+    lo = np.floor(np.minimum(segments[:, [0, 1]], segments[:, [2, 3]]).min(0) - thickness).astype(int)
+    hi = np.ceil(np.maximum(segments[:, [0, 1]], segments[:, [2, 3]]).max(0) + thickness).astype(int)
+    (x0w, y0w), (x1w, y1w) = np.clip(lo, 0, size), np.clip(hi + 1, 0, size)
+    alpha = np.zeros((size, size), np.float32)
+    if x1w <= x0w or y1w <= y0w:
+        return alpha
+    px = np.arange(x0w, x1w, dtype=np.float32)[None, None, :] + 0.5
+    py = np.arange(y0w, y1w, dtype=np.float32)[None, :, None] + 0.5
+    x0, y0, x1, y1 = (segments[:, i][:, None, None] for i in range(4))
+    dx, dy = x1 - x0, y1 - y0
+    t = np.clip(((px - x0) * dx + (py - y0) * dy) / np.maximum(dx * dx + dy * dy, 1e-6), 0, 1)
+    dist = np.sqrt(((px - x0 - t * dx) ** 2 + (py - y0 - t * dy) ** 2).min(0))
+    alpha[y0w:y1w, x0w:x1w] = np.clip(thickness / 2 + 0.5 - dist, 0, 1)
+    return alpha
 
 
 def background(rng, size):
@@ -77,12 +82,12 @@ def background(rng, size):
     a = rng.uniform(0, 2 * np.pi)
     g = np.linspace(-1, 1, size)
     t = (np.cos(a) * g[None, :] + np.sin(a) * g[:, None]) * 0.5 + 0.5
-    img = c0 + (c1 - c0) * t[..., None]
+    img = (c0 + (c1 - c0) * t[..., None]).astype(np.float32)
     for _ in range(rng.integers(0, 4)):
         seg = rng.uniform(0, size, (1, 4))
         al = strokes_alpha(seg, rng.uniform(1, 3), size)[..., None] * rng.uniform(0.15, 0.4)
-        img = img * (1 - al) + rng.uniform(0, 255, 3) * al
-    return img.astype(np.float32)
+        img += (rng.uniform(0, 255, 3).astype(np.float32) - img) * al
+    return img
 
 
 def contrasting_color(rng, ref):
@@ -94,7 +99,7 @@ def contrasting_color(rng, ref):
 
 
 def finish(rng, img):
-    img = img + rng.normal(0, rng.uniform(0, 10), img.shape)
+    img = img + rng.normal(0, rng.uniform(0, 10), img.shape).astype(np.float32)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
 
 
@@ -121,7 +126,7 @@ def compose_objects(rng, size, n, radius_range, max_tries=8, min_visible=0.55):
                 placed = [(c, a * (1 - alpha), full) for c, a, full in placed] + [(k, alpha, alpha.sum())]
                 center = img[int(np.clip(cy, 0, size - 1)), int(np.clip(cx, 0, size - 1))]
                 col = contrasting_color(rng, center)
-                img = img * (1 - alpha[..., None]) + col * alpha[..., None]
+                img += (col.astype(np.float32) - img) * alpha[..., None]
                 break
     return finish(rng, img), [(c, a) for c, a, _ in placed]
 
