@@ -225,7 +225,7 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     n_boxes = max_boxes or src.max_boxes or DEFAULT_MAX_BOXES
 
     ds = src.read(split)
-    if src.is_image:
+    if src.is_image and (chans != src.image_shape[-1] or src.image_shape[0] is None):
         ds = ds.map(_prepare_fn(src, chans, size), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
