@@ -32,6 +32,10 @@ class HistoryCSV(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._write()
 
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        self._lr = None if optimizer is None else float(np.asarray(optimizer.learning_rate))
+
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         if getattr(self.model, "_zoo_diverged", False) or any(
@@ -40,8 +44,8 @@ class HistoryCSV(keras.callbacks.Callback):
             return
         row = {"epoch": epoch + 1}
         row.update({k: float(np.asarray(v)) for k, v in logs.items() if np.ndim(v) == 0})
-        if "learning_rate" not in row and self.model.optimizer is not None:
-            row["learning_rate"] = float(np.asarray(self.model.optimizer.learning_rate))
+        if "learning_rate" not in row and getattr(self, "_lr", None) is not None:
+            row["learning_rate"] = self._lr
         self.rows = [r for r in self.rows if r["epoch"] < row["epoch"]] + [row]
         self._write()
 

@@ -12,6 +12,27 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+
+def _import_tensorflow_quietly():
+    # TF's C++ start-up lines ("All log messages before absl::InitializeLog()...", oneDNN and
+    # CUDA-stub notices) reach fd 2 whatever TF_CPP_MIN_LOG_LEVEL says; keep them out of CLI output.
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "1":
+        return
+    try:
+        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    except OSError:
+        return
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+_import_tensorflow_quietly()
+
 from zoo.recipes import Recipe  # noqa: E402
 from zoo.registry import (  # noqa: E402
     TASKS,

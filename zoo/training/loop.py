@@ -78,9 +78,9 @@ def _jsonable(obj):
     return obj
 
 
-def _monitor(val: bool, metric_names) -> str:
-    name = "accuracy" if "accuracy" in metric_names else "loss"
-    return f"val_{name}" if val else name
+def _monitor(val: bool) -> str:
+    # The dev loss, not accuracy: accuracy saturates on easy data and its ties never improve.
+    return "val_loss" if val else "loss"
 
 
 def train(
@@ -171,6 +171,8 @@ def train(
             base = Recipe()
     else:
         raise ValueError(f"`model` must be a registered name or a keras.Model. Received: {model!r}")
+    if overrides.get("lr_schedule", base.lr_schedule) != base.lr_schedule and "schedule_args" not in overrides:
+        overrides["schedule_args"] = {}  # the recipe's arguments belong to its own schedule
     recipe = base.override(**overrides)
     _check_recipe(recipe)
     task = tasks_lib.get_task(task_name)
@@ -263,8 +265,7 @@ def train(
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
 
     # ---- callbacks ----------------------------------------------------------------------------------------
-    metric_names = ["accuracy"] if any(getattr(m, "name", m) == "accuracy" for m in (metrics or [])) else []
-    monitor = _monitor(has_val, metric_names)
+    monitor = _monitor(has_val)
     guard = cb.StopOnNaN()
     history = cb.HistoryCSV(os.path.join(run_dir, rundir.HISTORY))
     stateful = {"history": history}
