@@ -202,20 +202,25 @@ def _h5_layer_names(path):
         return {n.decode("utf8") if isinstance(n, bytes) else str(n) for n in names}
 
 
-def load_weights(model, weights, *, weights_name=None, include_top=True, alpha=1.0, rows=224):
-    """Loads `weights` into a backbone: None, "imagenet" or a local file.
+def resolve_weights(weights, *, weights_name=None, include_top=True, alpha=1.0, rows=224):
+    """`weights` with "imagenet" replaced by the local path of Keras' file (call before building the model)."""
+    if weights == "imagenet":
+        return imagenet_weights_path(weights_name, include_top=include_top, alpha=alpha, rows=rows)
+    return weights
+
+
+def load_weights(model, weights):
+    """Loads a local weights file (or None) into a backbone.
 
     `.weights.h5` files (from `save_weights`, including keras.applications models') load by structure;
     legacy Keras `.h5` files (Keras' published ImageNet files) load by layer name when every layer of
     `model` is in the file (a file with top then also fills a model without top), else in layer order.
 
     Raises:
-        ValueError: The file does not fit `model`, or "imagenet" weights are unavailable.
+        ValueError: The file does not fit `model`.
     """
     if weights is None:
         return model
-    if weights == "imagenet":
-        weights = imagenet_weights_path(weights_name, include_top=include_top, alpha=alpha, rows=rows)
     path = os.fspath(weights)
     if not path.endswith(".h5") or path.endswith(".weights.h5"):
         return contract.load_weights(model, path)

@@ -156,6 +156,9 @@ def mobilenet(
         raise ValueError(f"ImageNet weights need depth_multiplier=1. Received: depth_multiplier={depth_multiplier!r}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    weights = backbones.resolve_weights(
+        weights, weights_name="mobilenet", include_top=include_top, alpha=alpha, rows=rows
+    )
 
     inputs = contract.make_input(shape, input_tensor)
     x = keras.layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(inputs)
@@ -172,9 +175,7 @@ def mobilenet(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(
-        model, weights, weights_name="mobilenet", include_top=include_top, alpha=alpha, rows=rows
-    )
+    return backbones.load_weights(model, weights)
 
 
 # -------------------------------------------------------------------------------------------- V2
@@ -244,6 +245,9 @@ def mobilenet_v2(
         alpha, weights, include_top, classes, input_shape,
         alphas=backbones.MOBILENET_V2_ALPHAS, rows=backbones.MOBILENET_V2_ROWS,
     )
+    weights = backbones.resolve_weights(
+        weights, weights_name="mobilenet_v2", include_top=include_top, alpha=alpha, rows=rows
+    )
 
     inputs = contract.make_input(shape, input_tensor)
     x = keras.layers.Conv2D(
@@ -266,6 +270,4 @@ def mobilenet_v2(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(
-        model, weights, weights_name="mobilenet_v2", include_top=include_top, alpha=alpha, rows=rows
-    )
+    return backbones.load_weights(model, weights)

@@ -181,6 +181,7 @@ def resnet(
     min_size = MIN_SIZE if stem == "imagenet" else CIFAR_MIN_SIZE
     shape = contract.check_input_shape(input_shape, default=default_shape, min_size=(min_size, min_size))
     backbones.check_imagenet_args(weights, include_top=include_top, classes=classes, input_shape=shape)
+    weights = backbones.resolve_weights(weights, weights_name=weights_name, include_top=include_top)
 
     inputs = contract.make_input(shape, input_tensor)
     if stem == "imagenet":
@@ -203,7 +204,7 @@ def resnet(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(model, weights, weights_name=weights_name, include_top=include_top)
+    return backbones.load_weights(model, weights)
 
 
 # ---------------------------------------------------------------------------------------------------
