@@ -284,10 +284,10 @@ def train(
                                                  profile_batch=0))
     if verbose == "auto":
         verbose = 1 if sys.stdout.isatty() else 0
-    if verbose == 0 and not os.environ.get("ZOO_QUIET"):
-        callbacks.append(cb.EpochLine())
     backup = cb.BackupAndRestore(os.path.join(run_dir, rundir.BACKUP), stateful=stateful)
     callbacks += [history, backup]
+    if verbose == 0 and not os.environ.get("ZOO_QUIET"):
+        callbacks.append(cb.EpochLine())  # last: a printed epoch is already backed up
 
     initial_epoch = backup.restore(net) if resume else 0
     if resume:
