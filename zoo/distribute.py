@@ -117,3 +117,51 @@ def write_dir(run_dir):
         yield tmp
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def patch_keras_for_multiworker(model, strategy):
+    """Lets `model.fit/evaluate` run under `MultiWorkerMirroredStrategy` with Keras 3.
+
+    Keras 3's TensorFlow trainer fails under MWMS (keras-team/keras#20585): its symbolic
+    build reduces a distributed *data batch* across workers, and its step reduces scalar
+    metrics with `axis=0`. This patch (a no-op for every other strategy) builds from the
+    worker's local batch and reduces scalars with `axis=None`; the training math is
+    Keras' own. Remove it once Keras fixes the issue.
+    """
+    import tensorflow as tf
+
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return model
+    from keras.src import tree
+    from keras.src.backend.tensorflow import trainer as tf_trainer
+
+    original_build = model._maybe_symbolic_build
+
+    def local(v):
+        return strategy.experimental_local_results(v)[0] if isinstance(v, tf.distribute.DistributedValues) else v
+
+    def maybe_symbolic_build(iterator=None, data_batch=None):
+        if iterator is not None and data_batch is None:
+            for _, _, it in iterator:
+                data_batch = tree.map_structure(local, next(it))
+                break
+        return original_build(data_batch=data_batch)
+
+    model._maybe_symbolic_build = maybe_symbolic_build
+    if not getattr(tf_trainer.reduce_per_replica, "_zoo_patched", False):
+        original_reduce = tf_trainer.reduce_per_replica
+
+        def reduce_per_replica(values, strategy, reduction="auto"):
+            if tf_trainer._collective_all_reduce_multi_worker(strategy) and reduction in ("auto", "mean"):
+                def reduce(v):
+                    if not isinstance(v, tf.distribute.DistributedValues):
+                        return v
+                    rank = len(strategy.experimental_local_results(v)[0].shape)
+                    return strategy.reduce("MEAN", v, axis=0 if rank else None)
+
+                return tree.map_structure(reduce, values)
+            return original_reduce(values, strategy, reduction)
+
+        reduce_per_replica._zoo_patched = True
+        tf_trainer.reduce_per_replica = reduce_per_replica
+    return model
