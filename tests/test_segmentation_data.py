@@ -152,3 +152,14 @@ def keras_optimizer():
     import keras
 
     return keras.optimizers.Adam(1e-2)
+
+
+def test_export_serves_a_class_mask(tmp_path):
+    model = small_unet()
+    path = zoo.export(model, str(tmp_path / "unet"), preprocessing="scale", task="segmentation", verbose=False)
+    images = np.random.default_rng(0).integers(0, 256, size=(2, 16, 16, 3), dtype=np.uint8)
+    served = tf.saved_model.load(path).signatures["serving_default"](tf.constant(images))
+    assert served["mask"].dtype == tf.int32 and served["mask"].shape == (2, 16, 16)
+    expected = np.argmax(model(images.astype("float32") / 255.0), axis=-1)
+    np.testing.assert_array_equal(served["mask"], expected)
+    np.testing.assert_allclose(served["probabilities"], model(images.astype("float32") / 255.0), atol=1e-5)

@@ -3,6 +3,10 @@
 Each dataset stores its masks its own way (Oxford-IIIT Pet: a trimap 1 = pet, 2 = background, 3 = border).
 A `TFDSSegmentation` entry says which features hold the image and mask and how raw mask values map to class ids
 (0 = background first); values it does not list become 255 (ignored).
+
+Importing this module registers a `pipelines` reader for the sources in `TFDS_SOURCES`, so
+`pipelines.build("tfds:oxford_iiit_pet", task="segmentation", image_size=(128, 128))` (and `zoo train unet
+--data tfds:oxford_iiit_pet --model-arg input_shape=128,128,3`) yields the mapped masks and class names.
 """
 
 from __future__ import annotations
