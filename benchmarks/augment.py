@@ -10,7 +10,8 @@ Workload (issue 4): flip + crop + color + distort, 128x128 -> 112x112, batch 64,
   each batch inside `tf.data`.
 
 Every pipeline is measured in interleaved rounds and the best round counts (the machine is shared).
-`--write` also measures each transform alone per backend and writes `pipelines/augment/measured.json`,
+`--write` also measures the CPU cost of each transform alone per backend and writes
+`pipelines/augment/measured.json`,
 the table `backend="auto"` chooses from. `--train` reports the fraction of step time a small zoo
 model (lenet5) spends waiting for input.
 
@@ -113,7 +114,7 @@ def compare(x, y, rounds, batches):
 
 
 def per_transform(x, y, rounds, batches):
-    """us per image of each transform alone (minus the no-augmentation base) per backend."""
+    """CPU us per image of each transform alone (minus the no-augmentation base) per backend."""
     table = {}
     for backend in ("tf", "albumentations"):
         for names in [()] + [(n,) for n in NAMES]:
@@ -121,7 +122,8 @@ def per_transform(x, y, rounds, batches):
             if not names:  # base: the backend's own path with no transform but the resize
                 ds = (pipelines.build((x, y), image_size=OUT, batch_size=BATCH, seed=0, val_split=0.0).repeat()
                       if backend == "tf" else usual_albumentations(x, y, names=()))
-            rate = max(images_per_s(ds, batches) for _ in range(rounds))
+            # CPU time, not wall time: robust to other load on a shared machine, and what two busy cores divide.
+            rate = max(images_per_s(ds, batches, cpu=True)[1] for _ in range(rounds))
             table.setdefault(names[0] if names else "base", {})[backend] = 1e6 / rate
     for n in NAMES:
         for b in ("tf", "albumentations"):

@@ -81,6 +81,17 @@ def _transform(images, m_edge, out_hw, interpolation, fill):
         fill_value=tf.cast(fill, tf.float32), interpolation=interpolation, fill_mode="CONSTANT")
 
 
+def _crop_resize(images, m_edge, in_hw, out_hw, method):
+    """Same result as `_transform` for an axis-aligned `m_edge` (no perspective), via crop_and_resize."""
+    hin, win = tf.cast(in_hw[0], tf.float32), tf.cast(in_hw[1], tf.float32)
+    hout, wout = (float(d) for d in out_hw)
+    a, c, e, f = m_edge[:, 0, 0], m_edge[:, 0, 2], m_edge[:, 1, 1], m_edge[:, 1, 2]
+    x0, x1 = 0.5 * a + c - 0.5, a * (wout - 0.5) + c - 0.5  # input indices of the first/last output pixel
+    y0, y1 = 0.5 * e + f - 0.5, e * (hout - 0.5) + f - 0.5
+    boxes = tf.stack([y0 / (hin - 1), x0 / (win - 1), y1 / (hin - 1), x1 / (win - 1)], -1)
+    return tf.image.crop_and_resize(images, boxes, tf.range(tf.shape(images)[0]), out_hw, method=method)
+
+
 def transform_boxes(boxes, classes, m_edge, in_hw, out_hw, min_visibility):
     """Moves normalised boxes [B, N, 4] with the images; drops and compacts lost ones."""
     hin, win = tf.cast(in_hw[0], tf.float32), tf.cast(in_hw[1], tf.float32)
@@ -118,8 +129,10 @@ def color(images, seed, policy, vmax):
         c, sn, z, o = tf.cos(theta) * sat, tf.sin(theta) * sat, tf.zeros([b]), tf.ones([b])
         rot = tf.reshape(tf.stack([o, z, z, z, c, -sn, z, sn, c], -1), [-1, 3, 3])
         m = tf.matmul(tf.matmul(_YIQ2RGB[None], rot), _RGB2YIQ[None])  # acts on column vectors
-        mean = tf.reduce_mean(tf.tensordot(images, _LUMA, 1), axis=[1, 2])
-        out = tf.einsum("bhwc,bdc->bhwd", images, m) * con[:, None, None, None]
+        mean = tf.linalg.matvec(tf.reduce_mean(images, axis=[1, 2]), _LUMA)
+        shape = tf.shape(images)
+        flat = tf.reshape(images, [shape[0], -1, 3])  # contrast folded into the colour matrix
+        out = tf.reshape(tf.matmul(flat, m * con[:, None, None], transpose_b=True), shape)
     else:
         mean = tf.reduce_mean(images, axis=[1, 2, 3])
         out = images * con[:, None, None, None]
@@ -136,10 +149,16 @@ def augment_batch(ex, seed, policy, out_hw, vmax=255.0):
     geometric = any(n in policy for n in ("flip", "crop")) or ("distort" in policy)
     if geometric or tuple(images.shape[1:3]) != tuple(out_hw):
         m = homography(s[0], b, in_hw, out_hw, policy)
-        ex["image"] = _transform(tf.cast(images, tf.float32), m, out_hw, "BILINEAR", 0.0)
-        if "mask" in ex:
-            mask = tf.cast(ex["mask"][..., None], tf.int32)
-            ex["mask"] = _transform(mask, m, out_hw, "NEAREST", 255)[..., 0]
+        if "distort" in policy:
+            ex["image"] = _transform(tf.cast(images, tf.float32), m, out_hw, "BILINEAR", 0.0)
+            if "mask" in ex:
+                mask = tf.cast(ex["mask"][..., None], tf.int32)
+                ex["mask"] = _transform(mask, m, out_hw, "NEAREST", 255)[..., 0]
+        else:  # axis-aligned: crop_and_resize is about 2x faster than the projective op
+            ex["image"] = _crop_resize(images, m, in_hw, out_hw, "bilinear")
+            if "mask" in ex:
+                mask = _crop_resize(ex["mask"][..., None], m, in_hw, out_hw, "nearest")[..., 0]
+                ex["mask"] = tf.cast(tf.round(mask), ex["mask"].dtype)
         if "boxes" in ex:
             ex["boxes"], ex["classes"] = transform_boxes(ex["boxes"], ex["classes"], m, in_hw, out_hw,
                                                          policy.min_visibility)
