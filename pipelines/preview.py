@@ -58,8 +58,13 @@ def preview(source, out="preview.png", *, split="train", n=16, cols=None, augmen
                                                edgecolor=cmap(int(c) % 10), linewidth=1.5))
                 ax.text(x0, y0 - 1, names[c] if c < len(names) else str(c), color=cmap(int(c) % 10), fontsize=6)
         elif spec.task == "segmentation":
-            mask = np.ma.masked_where(t == 0, t)
-            ax.imshow(mask % 10, cmap="tab10", vmin=0, vmax=9, alpha=0.45, interpolation="nearest")
+            for c in np.unique(t):
+                if c in (0, 255):
+                    continue
+                ax.contour((t == c).astype(np.float32), levels=[0.5], colors=[cmap(int(c) % 10)], linewidths=1.2)
+            if (t == 255).any():
+                ax.contour((t == 255).astype(np.float32), levels=[0.5], colors=["white"], linewidths=0.8,
+                           linestyles="dashed")
             ax.set_title(", ".join(sorted({names[c] if c < len(names) else str(c) for c in np.unique(t) if c not in (0, 255)})),
                          fontsize=6)
         else:
