@@ -153,7 +153,7 @@ def test_pk_batches_are_identity_balanced():
         assert np.all(x[:, 0, 0, 0] // 100 == y)  # images travel with their labels
         seen += list(x[:, 0, 0, 0])
     assert len(seen) == len(set(seen))  # no image twice in one pass
-    assert 3 * 4 * len(batches) <= sum(n // 4 * 4 for n in counts)
+    assert len(batches) == sum(n // 4 for n in counts) // 3  # every complete group of 4 is formed
     assert 6 not in np.concatenate([y for _, y in batches])  # identity 6 has 3 < K images
     again = list(pk_batches(ds, p=3, k=4, seed=1).as_numpy_iterator())
     assert all(np.array_equal(a[1], b[1]) for a, b in zip(batches, again))
@@ -285,6 +285,8 @@ def test_siamese_options_and_errors():
     kw = zoo.get_spec("siamese").test_overrides
     assert zoo.siamese(**kw, include_top=False).output_shape == (None, 2, 2, 32)
     assert zoo.siamese(**kw, include_top=False, pooling="max").output_shape == (None, 32)
+    assert zoo.siamese(**kw, pooling="avg").get_layer("avg_pool") is not None
+    assert zoo.siamese(**kw).get_layer("flatten").output.shape == (None, 2 * 2 * 32)
     assert zoo.siamese(**{**kw, "embedding_dim": 5}, dropout=0.2).output_shape == (None, 5)
     assert zoo.siamese(**kw, classes=7).output_shape == (None, 8)  # classes do not shape an embedding
     for kwargs, message in [
@@ -312,3 +314,50 @@ def test_task_hooks_loss_and_serving_outputs():
     from zoo.tasks import get_task
 
     assert get_task("embedding").evaluate is embedding_task.evaluate
+
+
+def _array_source(n_ids=15, per_id=4, noise=8.0):
+    """Identity i: one random 8x8 pattern, `per_id` noisy copies of it."""
+    rng = np.random.default_rng(0)
+    base = rng.uniform(0, 255, (n_ids, 8, 8, 1))
+    labels = np.repeat(np.arange(n_ids), per_id)
+    x = np.clip(base[labels] + noise * rng.normal(size=(len(labels), 8, 8, 1)), 0, 255).astype("uint8")
+    return x, labels
+
+
+def test_task_datasets_split_identities_not_images():
+    import pipelines
+
+    source = _array_source()
+    spec = pipelines.inspect(source, task="embedding")
+    recipe = Recipe(batch_size=8, extra={"images_per_identity": 2, "identity_split": [0.6, 0.2, 0.2]})
+    seen = {}
+    for split in ("train", "val", "test"):
+        labels = [y for _, ys in embedding_task.make_dataset(source, split, recipe, spec, False) for y in ys.numpy()]
+        seen[split] = labels
+        assert all(labels.count(i) == 4 for i in set(labels))  # every image of the identity, once
+    ids = [set(v) for v in seen.values()]
+    assert [len(i) for i in ids] == [9, 3, 3] and not (ids[0] & ids[1] or ids[0] & ids[2] or ids[1] & ids[2])
+    train = list(embedding_task.make_dataset(source, "train", recipe, spec, True, seed=0))
+    assert len(train) == -(-spec.splits["train"] // 8)  # an epoch: ceil(train examples / batch)
+    for _, y in train:
+        y = y.numpy().reshape(4, 2)
+        assert np.all(y == y[:, :1]) and set(y[:, 0]) <= ids[0]
+
+
+def test_task_evaluate_reports_the_issue_metrics():
+    import pipelines
+
+    source = _array_source(n_ids=25)
+    spec = pipelines.inspect(source, task="embedding")
+    recipe = Recipe(batch_size=8, extra={"images_per_identity": 2, "identity_split": [0.1, 0.1, 0.8]})
+    test = embedding_task.make_dataset(source, "test", recipe, spec, False)
+    inputs = keras.Input((8, 8, 1))  # embedding = the normalised pixels: copies of a pattern are close
+    model = keras.Model(inputs, keras.layers.UnitNormalization()(keras.layers.Flatten()(inputs)))
+    metrics = embedding_task.evaluate(model, test, spec, recipe)
+    assert set(metrics) == {"oneshot_5way", "oneshot_20way", "verification_auc", "verification_accuracy", "threshold"}
+    assert metrics["oneshot_5way"] == 1.0 and metrics["oneshot_20way"] == 1.0 and metrics["verification_auc"] == 1.0
+    noisy = _array_source(n_ids=25, noise=400.0)  # noise swamps the pattern: near chance
+    test = embedding_task.make_dataset(noisy, "test", recipe, pipelines.inspect(noisy, task="embedding"), False)
+    metrics = embedding_task.evaluate(model, test, spec, recipe)
+    assert metrics["oneshot_5way"] < 0.5 and metrics["verification_auc"] < 0.75

@@ -12,7 +12,10 @@
 
 from __future__ import annotations
 
+import math
 import os
+
+import tensorflow as tf
 
 
 from zoo.oneshot import evaluation, losses, sampler
@@ -85,14 +88,24 @@ def identity_examples(source, split, recipe=None, data_spec=None, training=False
 
 
 def make_dataset(source, split, recipe=None, data_spec=None, training=False, seed=None, **kw):
-    """P x K batches (P = batch_size // K) of `split`; every example once, unshuffled, when not training."""
+    """P x K batches of `split` (K = `extra["images_per_identity"]`, P = batch_size // K).
+
+    Training: an epoch is `ceil(train examples / batch_size)` batches drawn from the repeated, shuffled
+    source (so every image gets used and the epoch length matches the learning-rate schedule's).
+    Evaluation: every example once, unshuffled.
+    """
     k = int(_extra(recipe, "images_per_identity", 4))
     batch = getattr(recipe, "batch_size", 64) or 64
     p = max(2, batch // k)
     examples = identity_examples(source, split, recipe, data_spec, training, seed, **kw)
-    if training:
+    if not training:
+        return sampler.pk_batches(examples, p, k, shuffle_buffer=0, drop_remainder=False)
+    n_train = int(((getattr(data_spec, "splits", None) or {}).get("train")) or 0)
+    if not n_train:
         return sampler.pk_batches(examples, p, k, seed=seed)
-    return sampler.pk_batches(examples, p, k, shuffle_buffer=0, drop_remainder=False)
+    steps = math.ceil(n_train / (p * k))
+    batches = sampler.pk_batches(examples.repeat(), p, k, seed=seed).take(steps)
+    return batches.apply(tf.data.experimental.assert_cardinality(steps))  # lets Keras size the epoch
 
 
 def evaluate(model, dataset, data_spec=None, recipe=None, split=None, threshold=None, **kw):
@@ -102,12 +115,13 @@ def evaluate(model, dataset, data_spec=None, recipe=None, split=None, threshold=
     the source is known), else on `dataset`'s own pairs.
     """
     emb, labels = evaluation.embed(model, dataset)
-    if threshold is None and split != "val" and data_spec is not None and getattr(data_spec, "source", None):
+    source = getattr(data_spec, "source", None)
+    if threshold is None and split != "val" and isinstance(source, str) and not source.startswith("<"):
         try:
-            val = make_dataset(data_spec.source, "val", recipe, data_spec, training=False)
+            val = make_dataset(source, "val", recipe, data_spec, training=False)
             v_emb, v_labels = evaluation.embed(model, val)
             threshold = evaluation.evaluate_embeddings(v_emb, v_labels, ways=())["threshold"]
-        except ValueError:  # no validation identities: fall back to this split's pairs
+        except (ValueError, FileNotFoundError):  # no validation identities: use this split's pairs
             threshold = None
     return evaluation.evaluate_embeddings(emb, labels, threshold=threshold)
 
