@@ -186,6 +186,9 @@ def test_layerwise_multipliers_decay_towards_the_input():
     blocks = transfer.layerwise_lr_multipliers(model, decay=0.5, groups="blocks")
     assert blocks["block_14_expand/kernel"] == 0.125 and blocks["block_15_project/kernel"] == 0.25
     assert blocks["Conv_1/kernel"] == 0.5  # outside any block: joins block_16
+    lenet = transfer.with_new_head(zoo.create_model("lenet5"), 3)
+    per_layer = transfer.layerwise_lr_multipliers(lenet, decay=0.5, groups="blocks")  # no blocks: one per layer
+    assert [per_layer[f"{n}/kernel"] for n in ("c1", "c3", "c5", "f6", "predictions")] == [0.0625, 0.125, 0.25, 0.5, 1]
     with pytest.raises(ValueError, match="decay"):
         transfer.layerwise_lr_multipliers(model, decay=0)
     with pytest.raises(ValueError, match="groups"):

@@ -3,8 +3,7 @@
     >>> from zoo import transfer
     >>> src = transfer.load_pretrained("keras:MobileNetV2", input_shape=(96, 96, 3))   # weights="imagenet"
     >>> model = transfer.with_new_head(src.model, classes=5, preprocess=src.preprocess)
-    >>> transfer.freeze(model)                       # everything ...
-    >>> transfer.unfreeze(model, transfer.HEAD_LAYERS)   # ... but the new head
+    >>> transfer.freeze_backbone(model)              # everything but the new head
     >>> transfer.unfreeze(model, from_layer=120)     # later: the top of the backbone too
     >>> opt = transfer.discriminative_optimizer("adam", transfer.layerwise_lr_multipliers(model, decay=0.3))
     >>> print(transfer.trainable_summary(model, collapse=True))
@@ -178,6 +177,18 @@ def unfreeze(model, layers=None, *, from_layer=None, train_bn=False):
     The input adapters `with_new_head` adds (`ADAPTER_LAYERS`) are never unfrozen. Recompile afterwards.
     """
     return _set_trainable(model, select_layers(model, layers, from_layer=from_layer), True, train_bn=train_bn)
+
+
+def head_layers(model) -> list:
+    """Names of the layers `with_new_head` added (`HEAD_LAYERS`) that `model` has."""
+    names = {layer.name for layer in _leaves(model)}
+    return [n for n in HEAD_LAYERS if n in names]
+
+
+def freeze_backbone(model) -> list:
+    """Freezes everything but the new head (`head_layers`); returns the names of the trainable layers."""
+    freeze(model)
+    return unfreeze(model, head_layers(model))
 
 
 def _state(layer):
@@ -368,7 +379,8 @@ def layerwise_lr_multipliers(model, *, decay=0.5, groups=3, head=HEAD_LAYERS) ->
         model: A Keras model; only its trainable layers with weights take part.
         decay: Factor between neighbouring groups, in (0, 1].
         groups: Number of groups (int >= 1), or "blocks" for one group per block of the layer names
-            (`conv5_block3`, `block_13`; layers outside any block join the block before them).
+            (`conv5_block3`, `block_13`; layers outside any block join the block before them), or one
+            group per layer when no layer name has a block.
         head: Selectors of the head layers (factor 1). Missing ones are ignored.
 
     Returns:
@@ -386,9 +398,10 @@ def layerwise_lr_multipliers(model, *, decay=0.5, groups=3, head=HEAD_LAYERS) ->
     body = [layer for layer in leaves if id(layer) not in head_ids]
     if groups == "blocks":
         keys, current = [], None
+        blocky = any(_BLOCK.match(layer.name) for layer in body)
         for layer in body:
             found = _BLOCK.match(layer.name)
-            current = found.group(1) if found else (current or layer.name)
+            current = found.group(1) if found else (current if blocky and current else layer.name)
             keys.append(current)
         order = list(dict.fromkeys(keys))
         group_of = [order.index(k) for k in keys]

@@ -1,0 +1,182 @@
+"""`zoo finetune`: phase-2 layer choice, input adaptation, the run directory, CLI errors, resume after a kill."""
+
+import csv
+import importlib.util
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import zoo
+from zoo import finetune as ft
+from zoo import transfer
+from zoo.cli import main
+
+
+def write_folder(root, *, classes=3, counts=None, size=28, gray=False, first=500):
+    from PIL import Image
+
+    from pipelines.shapes import render
+
+    for split, n in (counts or {"train": 6, "val": 2, "test": 3}).items():
+        for j in range(classes):
+            strokes = render.glyph_strokes(np.random.default_rng([1, first + j]))
+            folder = os.path.join(root, split, f"c{j}")
+            os.makedirs(folder, exist_ok=True)
+            for k in range(n):
+                img = render.glyph_image(np.random.default_rng([2, j, k, len(split)]), strokes, size)
+                Image.fromarray(img.mean(-1).astype("uint8") if gray else img).save(os.path.join(folder, f"{k}.png"))
+    return str(root)
+
+
+def history(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def pretrained_run(tmp_path_factory):
+    """A real (tiny) `zoo train` run of lenet5 on 28x28 grayscale glyphs."""
+    root = tmp_path_factory.mktemp("pre")
+    data = write_folder(root / "data", classes=4, counts={"train": 8}, gray=True, first=0)
+    run = zoo.train("lenet5", data, out=str(root / "run"), epochs=1, batch_size=16, verbose=0, precision="float32")
+    return run.run_dir
+
+
+# --------------------------------------------------------------------------------------- phase-2 choice
+
+def _mobilenet_model():
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False, weights=None, alpha=0.35)
+    model = transfer.with_new_head(base, 3, input_shape=(28, 28, 1), preprocess="tf")
+    transfer.freeze_backbone(model)
+    return model, base
+
+
+def _trainable(model):
+    return [layer.name for layer in transfer._leaves(model) if layer.trainable and layer.trainable_weights]
+
+
+def test_unfreeze_top_by_share_index_names_and_all():
+    model, base = _mobilenet_model()
+    base_layers = [layer.name for layer in base.layers]
+    assert _trainable(model) == ["predictions"]  # phase 1: only the head
+    weighted = [layer.name for layer in base.layers
+                if layer.weights and not isinstance(layer, keras.layers.BatchNormalization)]
+    ft.unfreeze_top(model, base_layers, "all")
+    assert not any(n.endswith(("_BN", "_bn")) for n in _trainable(model))  # BN stays frozen
+    assert len(_trainable(model)) == len(weighted) + 1
+    ft.unfreeze_top(model, base_layers, "100")  # base.layers[100:] as in the Keras guide
+    want = [n for n in base_layers[100:] if n in weighted]
+    assert _trainable(model) == want + ["predictions"]
+    ft.unfreeze_top(model, base_layers, "block_16,Conv_1")
+    assert _trainable(model) == ["block_16_expand", "block_16_depthwise", "block_16_project", "Conv_1", "predictions"]
+    ft.unfreeze_top(model, base_layers, "10%", train_bn=True)
+    chosen = _trainable(model)
+    assert chosen[-1] == "predictions" and "Conv_1_bn" in chosen and "block_1_expand" not in chosen
+    with pytest.raises(ValueError, match="layers"):
+        ft.unfreeze_top(model, base_layers, "1000")
+    with pytest.raises(ValueError, match="share"):
+        ft.unfreeze_top(model, base_layers, "150%")
+
+
+def test_build_model_adapts_grayscale_data_to_an_rgb_keras_backbone(tmp_path):
+    import pipelines
+
+    data = write_folder(tmp_path / "gray", gray=True)
+    spec = pipelines.inspect(data, normalization="scale")
+    assert spec.image_shape == (28, 28, 1)
+    settings = {**ft.DEFAULTS, "weights": None}
+    model, src = ft.build_model("keras:MobileNetV2", spec, settings)
+    assert src.kind == "keras_app" and src.model.input_shape == (None, 32, 32, 3)  # raised to the minimum
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 3)
+    assert [layer.name for layer in model.layers[1:3]] == ["input_resize", "input_channels"]
+    assert _trainable(model) == ["predictions"]
+
+
+# --------------------------------------------------------------------------------------- the run directory
+
+@pytest.mark.slow
+def test_finetune_cli_run_directory_evaluates_and_exports(pretrained_run, tmp_path, capsys):
+    data = write_folder(tmp_path / "rgb", size=32)  # RGB 32x32 data, a 28x28 grayscale backbone
+    out = str(tmp_path / "ft")
+    code = main(["finetune", pretrained_run, "--data", data, "--out", out, "--head-epochs", "2",
+                 "--finetune-epochs", "2", "--unfreeze", "all", "--lr-decay", "0.5", "--lr-groups", "2",
+                 "--batch-size", "8"])
+    assert code == 0
+    for name in ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png"):
+        assert os.path.isfile(os.path.join(out, name)), name
+    rows = history(os.path.join(out, "history.csv"))
+    assert [(r["epoch"], r["phase"]) for r in rows] == [("1", "head"), ("2", "head"), ("3", "finetune"),
+                                                         ("4", "finetune")]
+    assert float(rows[2]["learning_rate"]) == pytest.approx(1e-4) and float(rows[0]["learning_rate"]) == pytest.approx(1e-3)
+    config = json.load(open(os.path.join(out, "config.json")))
+    assert config["finetune"]["finetune_began_after_epoch"] == 2 and len(config["finetune"]["phases"]) == 2
+    multipliers = config["finetune"]["phases"][1]["recipe"]["extra"]["lr_multipliers"]
+    assert multipliers["predictions/kernel"] == 1.0  # two groups below the head: (c1, c3), (c5, f6)
+    assert multipliers["c1/kernel"] == multipliers["c3/kernel"] == 0.25 and multipliers["f6/kernel"] == 0.5
+    model = keras.saving.load_model(os.path.join(out, "model.keras"), safe_mode=True)
+    assert type(model.optimizer).__name__ == "LayerwiseAdam"
+    assert model.input_shape == (None, 32, 32, 3)
+    assert [layer.name for layer in model.layers[1:3]] == ["input_resize", "input_channels"]
+    capsys.readouterr()
+    assert main(["evaluate", out, "--json"]) == 0
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["accuracy"] == pytest.approx(json.load(open(os.path.join(out, "metrics.json")))["test"]["accuracy"])
+    if importlib.util.find_spec("zoo.export") is not None:  # the export issue's command
+        exported = str(tmp_path / "served")
+        assert main(["export", out, "--out", exported]) == 0
+        assert os.path.isfile(os.path.join(exported, "1", "saved_model.pb"))
+
+
+def test_cli_errors_are_one_line(tmp_path, capsys):
+    data = write_folder(tmp_path / "d")
+    assert main(["finetune", "keras:MobileNetV22", "--data", data, "--out", str(tmp_path / "a"),
+                 "--weights", "none"]) == 2
+    assert "MobileNetV2" in capsys.readouterr().err
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "x").write_text("x")
+    assert main(["finetune", "lenet5", "--data", data, "--out", str(busy)]) == 2
+    assert "not empty" in capsys.readouterr().err
+    plain = tmp_path / "plain_run"
+    plain.mkdir()
+    (plain / "config.json").write_text(json.dumps({"model": "lenet5"}))
+    assert main(["finetune", "lenet5", "--resume", "--out", str(plain)]) == 2
+    assert "not a fine-tuning run" in capsys.readouterr().err
+    assert main(["finetune", "lenet5", "--data", data, "--out", str(tmp_path / "b"),
+                 "--head-epochs", "0", "--finetune-epochs", "0"]) == 2
+    assert "Nothing to train" in capsys.readouterr().err
+    assert main(["finetune", "lenet5", "--data", data, "--out", str(tmp_path / "c"), "--unfreeze", "conv9"]) == 2
+
+
+@pytest.mark.slow
+def test_resume_after_a_kill_in_phase_two(pretrained_run, tmp_path):
+    data = write_folder(tmp_path / "d", counts={"train": 40, "val": 2, "test": 2})
+    out = str(tmp_path / "ft")
+    args = [os.path.join(os.path.dirname(sys.executable), "zoo"), "finetune", pretrained_run, "--data", data,
+            "--out", out, "--head-epochs", "1", "--finetune-epochs", "6", "--early-stopping", "100",
+            "--batch-size", "4"]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    latest = os.path.join(out, "phase2-finetune", "backup", "latest.json")
+    deadline = time.time() + 600
+    while time.time() < deadline and proc.poll() is None:
+        if os.path.isfile(latest) and json.load(open(latest))["epoch"] >= 2:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = json.load(open(latest))["epoch"]
+    assert not os.path.isfile(os.path.join(out, "metrics.json"))
+    assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 0
+    rows = history(os.path.join(out, "history.csv"))
+    assert [int(r["epoch"]) for r in rows] == list(range(1, 8))  # every epoch exactly once
+    assert [r["phase"] for r in rows] == ["head"] + ["finetune"] * 6
+    assert killed_at < 6 and os.path.isfile(os.path.join(out, "metrics.json"))
+    assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 2  # finished: nothing to resume

@@ -1,0 +1,403 @@
+"""`zoo finetune`: a pretrained backbone, a new head, and two phases of `zoo.train`.
+
+    >>> from zoo.finetune import finetune
+    >>> run = finetune("runs/pretrained", "my_images/", out="runs/ft")          # a zoo run directory
+    >>> run = finetune("keras:MobileNetV2", "my_images/", out="runs/ft2", image_size=96)
+
+Phase 1 ("head") trains the new classifier with the whole backbone frozen; phase 2 ("finetune") unfreezes
+the top of the backbone (BatchNormalization stays in inference mode unless `train_bn`) and trains at a
+lower learning rate with early stopping, optionally with layer-wise decayed rates. Each phase is one
+`zoo.train` run in a sub-directory (`phase1-head/`, `phase2-finetune/`); the run directory itself then
+holds the same files as a `zoo train` run (model.keras, config.json, history.csv with a `phase` column,
+metrics.json, curves.png marking where fine-tuning began, the confusion matrix), so `zoo evaluate` and
+`zoo export` take it as they take any run, and `zoo finetune --resume --out DIR` continues it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import math
+import os
+import re
+import shutil
+
+import keras
+
+from zoo import transfer
+from zoo.training import loop, optim, reports, rundir
+
+PHASES = ("phase1-head", "phase2-finetune")
+KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
+DEFAULTS = {
+    "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
+    "head_epochs": 5, "head_lr": 1e-3, "finetune_epochs": 10, "finetune_lr": 1e-4, "unfreeze": "30%",
+    "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": 3, "optimizer": "adam",
+    "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
+    "strict": False,
+}
+
+
+def _check(settings):
+    for key in ("head_epochs", "finetune_epochs"):
+        v = settings[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+            raise ValueError(f"`{key}` must be an integer >= 0. Received: {key}={v!r}")
+    if settings["head_epochs"] + settings["finetune_epochs"] == 0:
+        raise ValueError("Nothing to train: head_epochs and finetune_epochs are both 0.")
+    for key in ("head_lr", "finetune_lr"):
+        v = settings[key]
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
+            raise ValueError(f"`{key}` must be a positive number. Received: {key}={v!r}")
+    size = settings["image_size"]
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+        raise ValueError(f"`image_size` must be a positive integer. Received: image_size={size!r}")
+
+
+def _backbone_shape(backbone, data_shape, image_size, weights):
+    """Input shape to build a `keras:`/zoo-name backbone at (saved models keep their own)."""
+    text = os.fspath(backbone) if isinstance(backbone, (str, os.PathLike)) else ""
+    if not text or os.path.exists(text) or len(data_shape) != 3:
+        return None
+    size = (image_size, image_size) if image_size else tuple(data_shape[:2])
+    if text.startswith("keras:"):  # ImageNet backbones: RGB, at least 32x32
+        return (max(size[0], KERAS_MIN_SIZE), max(size[1], KERAS_MIN_SIZE), 3)
+    return (*size, 3 if weights == "imagenet" else data_shape[2])
+
+
+def _model_name(backbone, src):
+    base = src.config.get("model") if src.config else None
+    if base is None:
+        text = os.fspath(backbone) if isinstance(backbone, (str, os.PathLike)) else src.model.name
+        base = os.path.basename(os.path.normpath(text.split(":", 1)[-1])).removesuffix(".keras")
+    return re.sub(r"[^A-Za-z0-9_.-]", "_", f"{base}_finetune")
+
+
+def build_model(backbone, data_spec, settings):
+    """The new model (phase-1 state: everything frozen but the head) and the resolved source."""
+    shape = tuple(data_spec.image_shape)
+    weights = settings["weights"]
+    at = _backbone_shape(backbone, shape, settings["image_size"], weights)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(settings["precision"])
+    try:
+        src = transfer.load_pretrained(backbone, weights=weights, input_shape=at, preprocess=settings["preprocess"])
+        model = transfer.with_new_head(
+            src.model, data_spec.num_classes, dropout=settings["dropout"], feature_layer=settings["feature_layer"],
+            input_shape=shape, preprocess=src.preprocess, name=_model_name(backbone, src),
+        )
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    transfer.freeze_backbone(model)
+    return model, src
+
+
+def unfreeze_top(model, backbone_layers, spec, *, train_bn=False):
+    """Phase 2's trainable set: the head plus the part of the backbone that `spec` names.
+
+    Args:
+        model: The model from `build_model`.
+        backbone_layers: Names of the source model's layers, in its own order (for index specs).
+        spec: "all"; "N%" or a fraction in (0, 1) (the top share of the backbone's layers with weights);
+            an integer N (from the source model's layer N on, as in `base_model.layers[N:]`); or
+            comma-separated names, globs, `re:` regexes or block names (`conv5_*`, `block_13`).
+        train_bn: Also train BatchNormalization layers.
+
+    Returns:
+        The names of the layers made trainable.
+    """
+    transfer.freeze(model)
+    head = transfer.head_layers(model)
+    text = str(spec).strip()
+    skip = set(head) | set(transfer.ADAPTER_LAYERS)
+    body = [layer for layer in transfer._leaves(model)
+            if layer.name not in skip and not isinstance(layer, keras.layers.InputLayer)]
+    weighted = [layer for layer in body if layer.weights]
+    if text == "all":
+        chosen = transfer.unfreeze(model, [layer.name for layer in weighted], train_bn=train_bn)
+    elif re.fullmatch(r"\d+(\.\d+)?%|0?\.\d+", text):
+        share = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
+        if not 0 < share <= 1:
+            raise ValueError(f"--unfreeze share must be in (0, 100%]. Received: {spec!r}")
+        top = weighted[len(weighted) - max(1, math.ceil(share * len(weighted))):] if weighted else []
+        chosen = transfer.unfreeze(model, [layer.name for layer in top], train_bn=train_bn)
+    elif re.fullmatch(r"-?\d+", text):
+        index = int(text)
+        if not -len(backbone_layers) <= index < len(backbone_layers):
+            raise ValueError(f"--unfreeze {index}: the backbone has {len(backbone_layers)} layers (0-based).")
+        names = [layer.name for layer in body]
+        start = backbone_layers[index]
+        if start not in names:
+            raise ValueError(f"--unfreeze {index}: layer {start!r} is not part of the new model (it was cut off).")
+        chosen = transfer.unfreeze(model, names[names.index(start):], train_bn=train_bn)
+    else:
+        chosen = transfer.unfreeze(model, [s.strip() for s in text.split(",") if s.strip()], train_bn=train_bn)
+    return chosen + transfer.unfreeze(model, head)
+
+
+@contextlib.contextmanager
+def _layerwise_optimizer(multipliers):
+    """While active, `zoo.train` compiles with `transfer.discriminative_optimizer(..., multipliers)`.
+
+    `zoo.training.optim.make_optimizer` has no per-layer rates of its own; the multipliers are also
+    recorded in the phase's recipe (`extra.lr_multipliers`) so the run's config.json shows them.
+    """
+    if not multipliers:
+        yield
+        return
+    original = optim.make_optimizer
+
+    def make(recipe, *args, **kwargs):
+        return transfer.discriminative_optimizer(original(recipe, *args, **kwargs), multipliers)
+
+    optim.make_optimizer = make
+    try:
+        yield
+    finally:
+        optim.make_optimizer = original
+
+
+def _phase_done(path):
+    return os.path.isfile(os.path.join(path, rundir.METRICS)) and not os.path.isdir(os.path.join(path, rundir.BACKUP))
+
+
+def _read_history(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="") as f:
+        return [{k: (float(v) if k != "epoch" else int(v)) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(f)]
+
+
+def plot_phases(rows, path, boundary):
+    """curves.png: loss and metrics per epoch, train vs dev, with a line where fine-tuning began."""
+    plt = reports._pyplot()
+    names = sorted((k for k in (rows[0] if rows else {}) if k not in ("epoch", "learning_rate", "phase")
+                    and not k.startswith("val_")), key=lambda n: (n != "loss", n))
+    panels = names + (["learning_rate"] if rows and "learning_rate" in rows[0] else [])
+    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, name in zip(axes[0], panels):
+        ax.plot(epochs, [r.get(name, float("nan")) for r in rows], marker="o",
+                label="train" if name != "learning_rate" else name)
+        if any(f"val_{name}" in r for r in rows):
+            ax.plot(epochs, [r.get(f"val_{name}", float("nan")) for r in rows], marker="o", label="dev")
+        if boundary is not None:
+            ax.axvline(boundary + 0.5, color="gray", linestyle="--", label="fine-tuning starts")
+        ax.set_title(name)
+        ax.set_xlabel("epoch")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return os.fspath(path)
+
+
+def _assemble(run_dir, config):
+    """Top-level run files from the phase directories."""
+    rows, boundary, offset = [], None, 0
+    for phase, label in zip(PHASES, ("head", "finetune")):
+        part = _read_history(os.path.join(run_dir, phase, rundir.HISTORY))
+        if label == "finetune" and part and offset:
+            boundary = offset
+        for row in part:
+            rows.append({"epoch": row["epoch"] + offset, "phase": label,
+                         **{k: v for k, v in row.items() if k != "epoch"}})
+        offset += len(part)
+    keys = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(os.path.join(run_dir, rundir.HISTORY + ".tmp"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys or ["epoch", "phase"])
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(os.path.join(run_dir, rundir.HISTORY + ".tmp"), os.path.join(run_dir, rundir.HISTORY))
+    last = next(os.path.join(run_dir, p) for p in reversed(PHASES) if _phase_done(os.path.join(run_dir, p)))
+    for name in os.listdir(last):  # model.keras, metrics.json, confusion matrix, diagnosis...
+        src = os.path.join(last, name)
+        if os.path.isfile(src) and name not in (rundir.CONFIG, rundir.HISTORY, "curves.png"):
+            shutil.copy2(src, os.path.join(run_dir, name + ".tmp"))
+            os.replace(os.path.join(run_dir, name + ".tmp"), os.path.join(run_dir, name))
+    final = rundir.read_json(os.path.join(last, rundir.CONFIG))
+    phases = []
+    for phase in PHASES:
+        path = os.path.join(run_dir, phase)
+        if _phase_done(path):
+            phases.append({"dir": phase, "epochs": len(_read_history(os.path.join(path, rundir.HISTORY))),
+                           "recipe": rundir.read_json(os.path.join(path, rundir.CONFIG))["recipe"],
+                           "metrics": rundir.read_json(os.path.join(path, rundir.METRICS))})
+    config = {**final, "finetune": {**config["finetune"], "phases": phases, "finetune_began_after_epoch": boundary}}
+    rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
+    plot_phases(rows, os.path.join(run_dir, "curves.png"), boundary)
+    return config, rows
+
+
+def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **options):
+    """Fine-tunes a pretrained backbone on `data` in two phases; returns the final phase's `zoo.train` Run.
+
+    Args:
+        backbone: A zoo run directory, a `.keras` file, `"keras:<Application>"` or a zoo model name
+            (see `transfer.load_pretrained`).
+        data: A `pipelines.build` source (an image folder, .npz, `tfds:NAME`, `shapes/...`). Optional
+            with `resume`.
+        out: Run directory; must not exist or be empty unless `resume`.
+        resume: Continue the interrupted fine-tuning run in `out` (its phase and epoch).
+        verbose: As for `zoo.train`.
+        **options: Any of `DEFAULTS`: `weights` ("auto": ImageNet for `keras:` names, none for zoo names;
+            "imagenet", None or a file), `image_size` (backbone input size for `keras:`/zoo names; the
+            data is resized inside the model), `preprocess` (override the backbone's input mapping),
+            `feature_layer`, `dropout`, `head_epochs`, `head_lr`, `finetune_epochs` (0: head only),
+            `finetune_lr`, `unfreeze` (see `unfreeze_top`), `train_bn`, `lr_decay` (layer-wise decay of
+            phase 2's rates, e.g. 0.5; None for one rate), `lr_groups` ("blocks" or a number of groups),
+            `early_stopping` (phase 2's patience), `optimizer`, `batch_size`, `augment`, `val_split`,
+            `seed`, `precision` (float32, mixed_bfloat16, mixed_float16), `xla`, `strict`.
+
+    Raises:
+        ValueError: Bad backbone, source, option or run directory (one line each).
+    """
+    import pipelines
+
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown finetune option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DEFAULTS))}.")
+    if resume:
+        if out is None or not os.path.isfile(os.path.join(os.fspath(out), rundir.CONFIG)):
+            raise ValueError(f"Nothing to resume in {out!r}: it has no {rundir.CONFIG}.")
+        run_dir = os.fspath(out)
+        saved = rundir.read_json(os.path.join(run_dir, rundir.CONFIG)).get("finetune")
+        if saved is None:
+            raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
+        if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"])]) \
+                and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
+            raise ValueError(f"The run in {run_dir!r} already finished; fine-tune into a new --out directory.")
+        settings = {k: saved[k] for k in DEFAULTS}
+        backbone, data = saved["backbone"], saved["source"] if data is None else data
+    else:
+        if data is None:
+            raise ValueError("No data source given; pass --data SOURCE.")
+        settings = {**DEFAULTS, **options}
+        settings["augment"] = tuple(settings["augment"] or ())
+        _check(settings)
+        if not isinstance(backbone, (str, os.PathLike)):
+            raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
+        name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
+        run_dir = rundir.prepare(out or rundir.default_dir(f"{name}-finetune"), resume=False)
+
+    data_spec = pipelines.inspect(data, task="classification", normalization="scale",
+                                  val_split=settings["val_split"], strict=settings["strict"])
+    if data_spec.task != "classification":
+        raise ValueError(f"zoo finetune trains classifiers; source {data!r} is a {data_spec.task} source.")
+    model, src = build_model(backbone, data_spec, settings)
+    backbone_layers = [layer.name for layer in src.model.layers]
+    if settings["finetune_epochs"]:  # fail now, not after phase 1, on a bad --unfreeze
+        unfreeze_top(model, backbone_layers, settings["unfreeze"])
+        transfer.freeze_backbone(model)
+    config = {"finetune": {**settings, "augment": list(settings["augment"]), "backbone": os.fspath(backbone),
+                           "source": data if isinstance(data, str) else None, "source_kind": src.kind}}
+    if not resume:
+        rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
+        print(f"zoo finetune: {src.kind} backbone {os.fspath(backbone)} -> {model.name} "
+              f"({data_spec.num_classes} classes) in {run_dir}", flush=True)
+
+    common = {"optimizer": settings["optimizer"], "batch_size": settings["batch_size"],
+              "augment": settings["augment"], "val_split": settings["val_split"], "normalization": "scale"}
+    train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"], "verbose": verbose}
+    run = None
+
+    def phase(index, net, **overrides):
+        path = os.path.join(run_dir, PHASES[index])
+        if _phase_done(path):
+            return None
+        again = os.path.isfile(os.path.join(path, rundir.CONFIG))
+        if os.path.isdir(path) and not again:
+            shutil.rmtree(path)  # killed before its first file: start the phase over
+        print(f"zoo finetune: phase {index + 1} ({('head', 'finetune')[index]})"
+              f"{', resumed' if again else ''}", flush=True)
+        print(transfer.trainable_summary(net, collapse=True), flush=True)
+        if again:
+            return loop.train(net, data, out=path, resume=True, **train_kw)
+        return loop.train(net, data, out=path, **train_kw, **common, **overrides)
+
+    if settings["head_epochs"]:
+        run = phase(0, model, epochs=settings["head_epochs"], lr=settings["head_lr"], early_stopping=None)
+    if settings["finetune_epochs"]:
+        if run is None and settings["head_epochs"]:  # phase 1 finished in an earlier process
+            model, _ = loop.load_run(os.path.join(run_dir, PHASES[0]))
+        unfreeze_top(model, backbone_layers, settings["unfreeze"], train_bn=settings["train_bn"])
+        multipliers = None
+        if settings["lr_decay"] is not None:
+            groups = settings["lr_groups"]
+            groups = int(groups) if str(groups).isdigit() else groups
+            multipliers = transfer.layerwise_lr_multipliers(model, decay=settings["lr_decay"], groups=groups)
+        with _layerwise_optimizer(multipliers):
+            extra = {"extra": {"lr_multipliers": multipliers}} if multipliers else {}
+            run = phase(1, model, epochs=settings["finetune_epochs"], lr=settings["finetune_lr"],
+                        early_stopping=settings["early_stopping"], **extra) or run
+    final, rows = _assemble(run_dir, config)
+    metrics = rundir.read_json(os.path.join(run_dir, rundir.METRICS))
+    summary = ", ".join(f"{s} accuracy {m['accuracy']:.4f}" for s, m in metrics.items() if "accuracy" in m)
+    print(f"zoo finetune: {summary}; model {os.path.join(run_dir, rundir.MODEL)}; "
+          f"curves {os.path.join(run_dir, 'curves.png')}", flush=True)
+    return loop.Run(run_dir=run_dir, model=run.model if run is not None else loop.load_run(run_dir)[0],
+                    config=final, history=rows, metrics=metrics)
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+
+def _cmd_finetune(args):
+    from zoo.training.cli import _run_guarded
+
+    options = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
+    if "augment" in options:
+        options["augment"] = tuple(a for a in options["augment"].replace("+", ",").split(",") if a and a != "none")
+    if options.get("weights") in ("none", "None"):
+        options["weights"] = None
+    if "lr_decay" in options and options["lr_decay"] in (0, 1):
+        options["lr_decay"] = None
+    return _run_guarded(lambda: finetune(args.backbone, args.data, out=args.out, resume=args.resume,
+                                         **({} if args.resume else options)) and 0)
+
+
+def add_parser(subparsers) -> None:
+    from zoo.training import policy
+    from zoo.training.cli import _one_line_errors
+
+    p = _one_line_errors(subparsers.add_parser(
+        "finetune", help="fine-tune a pretrained backbone (run dir, .keras, keras:NAME, zoo model) on new data",
+        description="Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the top of the backbone "
+                    "and fine-tunes at a lower learning rate with early stopping.",
+    ))
+    p.add_argument("backbone", help="a zoo run directory, a .keras file, keras:MobileNetV2-style name, or zoo model")
+    p.add_argument("--data", help="source: an image folder, a .npz file, tfds:NAME or shapes/<config>")
+    p.add_argument("--out", help="run directory (default runs/BACKBONE-finetune-TIMESTAMP)")
+    p.add_argument("--resume", action="store_true", help="continue the interrupted fine-tuning run in --out")
+    p.add_argument("--weights", help="for keras:/zoo names: imagenet (Keras' cache), none, or a weights file")
+    p.add_argument("--image-size", dest="image_size", type=int, help="backbone input size for keras:/zoo names")
+    p.add_argument("--preprocess", choices=transfer.PREPROCESS_MODES, help="override the backbone's input mapping")
+    p.add_argument("--feature-layer", dest="feature_layer", help="layer whose output feeds the new head")
+    p.add_argument("--dropout", type=float, help=f"dropout before the new classifier ({DEFAULTS['dropout']})")
+    p.add_argument("--head-epochs", dest="head_epochs", type=int, help=f"phase 1 epochs ({DEFAULTS['head_epochs']})")
+    p.add_argument("--head-lr", dest="head_lr", type=float, help=f"phase 1 learning rate ({DEFAULTS['head_lr']})")
+    p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int,
+                   help=f"phase 2 epochs, 0 for head only ({DEFAULTS['finetune_epochs']})")
+    p.add_argument("--finetune-lr", dest="finetune_lr", type=float,
+                   help=f"phase 2 learning rate ({DEFAULTS['finetune_lr']})")
+    p.add_argument("--unfreeze", help="phase 2: 'all', a share like 30%% (default), a backbone layer index like "
+                                      "120, or names/globs/blocks like 'conv5_*,block_13'")
+    p.add_argument("--train-bn", dest="train_bn", action="store_true", default=None,
+                   help="also train BatchNormalization in phase 2 (default: frozen, inference mode)")
+    p.add_argument("--lr-decay", dest="lr_decay", type=float,
+                   help="phase 2 layer-wise rate decay per group towards the input, e.g. 0.5 (default: off)")
+    p.add_argument("--lr-groups", dest="lr_groups", help="groups for --lr-decay: 'blocks' or a number")
+    p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
+                   help=f"phase 2 patience on the dev metric ({DEFAULTS['early_stopping']})")
+    p.add_argument("--optimizer", choices=("sgd", "momentum", "rmsprop", "adam", "adamw"))
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort; 'none' for none")
+    p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--precision", choices=tuple(x for x in policy.PRECISIONS if x != "auto"))
+    p.add_argument("--xla", choices=policy.XLA_CHOICES)
+    p.add_argument("--strict", action="store_true", default=None, help="refuse corrupt data instead of skipping it")
+    p.set_defaults(func=_cmd_finetune)
