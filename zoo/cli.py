@@ -59,6 +59,10 @@ from zoo.training.cli import add_parser as _training_parser  # noqa: E402  (trai
 
 _EXTRA_COMMANDS += [_training_parser]
 
+from zoo.finetune import add_parser as _finetune_parser  # noqa: E402
+
+_EXTRA_COMMANDS += [_finetune_parser]
+
 
 def main(argv=None) -> int:
     parser = build_parser()
