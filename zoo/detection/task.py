@@ -14,7 +14,9 @@ from zoo.detection.metrics import mean_average_precision
 from zoo.detection.nms import batched_nms
 from zoo.tasks import Task, register_task
 
-DEFAULTS = {"score_threshold": 0.05, "iou_threshold": 0.5, "max_detections": 20}
+# score_threshold: evaluation (low, to trace the whole precision-recall curve);
+# serving_score_threshold: the exported signature and the report.
+DEFAULTS = {"score_threshold": 0.01, "serving_score_threshold": 0.25, "iou_threshold": 0.5, "max_detections": 20}
 LOSS_WEIGHTS = ("lambda_coord", "lambda_obj", "lambda_noobj", "lambda_class")
 
 
@@ -80,10 +82,9 @@ def _ground_truth(targets):
     return [(b[o > 0.5], np.argmax(p[o > 0.5], axis=-1)) for b, o, p in zip(boxes, obj, probs)]
 
 
-def predict(model, images, extra=None):
-    """Per-image `(boxes, scores, classes)` after decoding, score filtering and NMS."""
+def _detections(model, raw, extra=None):
     out = batched_nms(
-        model(images, training=False), _head(model).anchors,
+        raw, _head(model).anchors,
         score_threshold=_setting(extra, "score_threshold"), iou_threshold=_setting(extra, "iou_threshold"),
         max_boxes=_setting(extra, "max_detections"),
     )
@@ -92,23 +93,37 @@ def predict(model, images, extra=None):
             for i, n in enumerate(out["valid_detections"])]
 
 
+def predict(model, images, extra=None):
+    """Per-image `(boxes, scores, classes)` after decoding, score filtering and NMS."""
+    return _detections(model, model(images, training=False), extra)
+
+
 def evaluate(model, dataset, data_spec=None, recipe=None):
-    """mAP@0.5, mAP@0.5:0.95 and per-class AP of `model` on `(images, targets)` batches.
+    """Loss (on grid targets), mAP@0.5, mAP@0.5:0.95 and per-class AP on `(images, targets)` batches.
 
     Targets may be the pipeline's dicts or encoded grids (then the ground truth is read
     back from the grid: exact unless anchor conflicts dropped objects at encoding).
+    Detections use the recipe's `score_threshold` (low: the precision-recall curve is
+    traced to low scores), `iou_threshold` and `max_detections`.
     """
-    extra = getattr(recipe, "extra", None) or {}
-    predictions, truth = [], []
+    extra = dict(getattr(recipe, "extra", None) or {})
+    loss_fn = loss(model, recipe) if recipe is not None else None
+    predictions, truth, losses, weights = [], [], [], []
     for images, targets in dataset:
-        predictions += predict(model, images, {**extra, "score_threshold": min(_setting(extra, "score_threshold"), 0.01),
-                                               "max_detections": 100})
+        raw = model(images, training=False)
+        predictions += _detections(model, raw, extra)
         truth += _ground_truth(targets)
+        if loss_fn is not None and not isinstance(targets, dict):
+            losses.append(float(loss_fn(targets, raw)))
+            weights.append(int(images.shape[0]))
     head = _head(model)
     names = getattr(data_spec, "class_names", None)
     if not names or len(names) != head.classes:
         names = None
-    return mean_average_precision(predictions, truth, head.classes, class_names=names)
+    result = mean_average_precision(predictions, truth, head.classes, class_names=names)
+    if losses:
+        result = {"loss": float(np.average(losses, weights=weights)), **result}
+    return result
 
 
 def _unnormalize(images, data_spec):
@@ -119,12 +134,14 @@ def _unnormalize(images, data_spec):
 
 
 def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
-    """Writes `detections.png`: test images with true (green) and predicted (red) boxes."""
+    """Writes `detections.png`: test images with true (green) and predicted (red) boxes above the serving score threshold."""
     images, targets = next(iter(dataset))
     images, targets = images[:count], tf.nest.map_structure(lambda t: t[:count], targets)
     path = os.path.join(run_dir, "detections.png")
-    draw_detections(path, _unnormalize(np.asarray(images), data_spec),
-                    predict(model, images, getattr(recipe, "extra", None)), _ground_truth(targets),
+    extra = dict(getattr(recipe, "extra", None) or {})
+    extra["score_threshold"] = _setting(extra, "serving_score_threshold")
+    draw_detections(path, _unnormalize(np.asarray(images), data_spec), predict(model, images, extra),
+                    _ground_truth(targets),
                     class_names=getattr(data_spec, "class_names", None))
     return [path]
 
@@ -132,7 +149,8 @@ def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
 def serving_outputs(model, outputs, export_spec):
     """Decoding, score filtering and per-class NMS in the serving graph.
 
-    Thresholds come from the run's recipe (`config["recipe"]["extra"]`), else `DEFAULTS`.
+    `serving_score_threshold`, `iou_threshold` and `max_detections` come from the run's recipe
+    (`config["recipe"]["extra"]`), else `DEFAULTS`.
 
     Returns:
         `boxes [N, max, 4]` (normalised corners), `scores [N, max]`, `classes [N, max]`
@@ -141,7 +159,7 @@ def serving_outputs(model, outputs, export_spec):
     config = getattr(export_spec, "config", None) or {}
     extra = (config.get("recipe") or {}).get("extra") or {}
     return batched_nms(
-        outputs, _head(model).anchors, score_threshold=_setting(extra, "score_threshold"),
+        outputs, _head(model).anchors, score_threshold=_setting(extra, "serving_score_threshold"),
         iou_threshold=_setting(extra, "iou_threshold"), max_boxes=_setting(extra, "max_detections"),
     )
 

@@ -37,9 +37,10 @@ YOLO_RECIPE = Recipe(
         "lambda_obj": 1.0,
         "lambda_noobj": 0.5,
         "lambda_class": 1.0,
-        "score_threshold": 0.05,
+        "score_threshold": 0.01,
+        "serving_score_threshold": 0.25,
         "iou_threshold": 0.5,
-        "max_boxes": 20,
+        "max_detections": 20,
     },
     published={"dataset": "PASCAL VOC 2007 test (YOLOv2 416x416)", "map50": 0.768},
 )
