@@ -215,7 +215,7 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
         raise ValueError(f"batch_size must be a positive int or None; received: {batch_size!r}.")
     size, chans = _size(image_size, src), _channels(channels, src)
     norm = _normalization(src, normalization, chans, size)
-    training = split in ("train", "training")
+    training = split in ("train", "training") or str(split).startswith("train[")  # TFDS slices of train too
     policy, backend = augment_lib.resolve(augment, backend, src.task, src.is_image)
     if not training:
         policy = None
