@@ -216,7 +216,7 @@ def train(
                         _builtin.sequence_input_shape(data_spec.image_shape) if task_name == "sequence"
                         else tuple(data_spec.image_shape)
                     )
-                if "classes" not in kwargs and task_name in ("classification", "sequence", "segmentation"):
+                if "classes" not in kwargs and task_name in ("classification", "sequence", "segmentation", "detection"):
                     kwargs["classes"] = _classes_for(spec.builder, data_spec.num_classes)
                 net = spec.builder(**kwargs)
                 keras.mixed_precision.set_global_policy(previous_policy)
