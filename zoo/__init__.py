@@ -45,6 +45,7 @@ from zoo.registry import (  # noqa: E402
 from zoo import models  # noqa: E402,F401  (registers every family)
 from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
 from zoo import transfer  # noqa: E402,F401  (freeze/unfreeze, new heads; registers zoo>Layerwise* optimizers)
+from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
 
 __version__ = "0.1.0"
 

@@ -59,6 +59,11 @@ from zoo.training.cli import add_parser as _training_parser  # noqa: E402  (trai
 
 _EXTRA_COMMANDS += [_training_parser]
 
+from zoo.export import add_parser as _export_parser  # noqa: E402
+from zoo.predict import add_parser as _predict_parser  # noqa: E402
+
+_EXTRA_COMMANDS += [_export_parser, _predict_parser]
+
 from zoo.finetune import add_parser as _finetune_parser  # noqa: E402
 
 _EXTRA_COMMANDS += [_finetune_parser]
