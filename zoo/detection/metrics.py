@@ -23,33 +23,44 @@ def average_precision(recall, precision):
     return float(np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1]))
 
 
-def class_ap(detections, ground_truth, iou_threshold):
+def class_ap(detections, ground_truth, iou_threshold, difficult=None):
     """AP of one class.
 
     Args:
         detections: list over images of `(boxes [D, 4], scores [D])`.
         ground_truth: list over images of `boxes [G, 4]`.
         iou_threshold: Minimum IoU of a true positive.
+        difficult: Optional list over images of bool `[G]` (Pascal VOC's flag).
+            Difficult truths are not counted as positives, and a detection
+            whose best match is a difficult truth is ignored (neither true
+            nor false positive), as in the VOC devkit.
 
     Returns:
-        AP, or NaN when the class has no ground truth.
+        AP, or NaN when the class has no (non-difficult) ground truth.
     """
-    n_gt = sum(len(g) for g in ground_truth)
+    if difficult is None:
+        difficult = [np.zeros(len(g), bool) for g in ground_truth]
+    difficult = [np.asarray(d, bool).reshape(-1) for d in difficult]
+    n_gt = sum(int((~d).sum()) for d in difficult)
     if n_gt == 0:
         return float("nan")
     records = [(s, i, j) for i, (_, scores) in enumerate(detections) for j, s in enumerate(scores)]
     records.sort(key=lambda r: -r[0])
     used = [np.zeros(len(g), bool) for g in ground_truth]
     overlaps = [iou(d[0], g) if len(d[0]) and len(g) else None for d, g in zip(detections, ground_truth)]
-    tp = np.zeros(len(records))
+    tp, fp = np.zeros(len(records)), np.ones(len(records))
     for r, (_, i, j) in enumerate(records):
         if overlaps[i] is None:
             continue
         best = int(np.argmax(overlaps[i][j]))
-        if overlaps[i][j, best] >= iou_threshold and not used[i][best]:
+        if overlaps[i][j, best] < iou_threshold:
+            continue
+        if difficult[i][best]:
+            fp[r] = 0  # ignored
+        elif not used[i][best]:
             used[i][best] = True
-            tp[r] = 1
-    ctp, cfp = np.cumsum(tp), np.cumsum(1 - tp)
+            tp[r], fp[r] = 1, 0
+    ctp, cfp = np.cumsum(tp), np.cumsum(fp)
     return average_precision(ctp / n_gt, ctp / np.maximum(ctp + cfp, 1e-12))
 
 
@@ -60,11 +71,13 @@ def mean_average_precision(predictions, ground_truth, num_classes, *, class_name
     Detections are taken by decreasing score; each is a true positive when the true
     box of its class it overlaps most has IoU >= the threshold and is not matched
     yet (VOC rule), else a false positive. AP uses all-point interpolation at every
-    threshold. Classes without ground truth are left out of the means.
+    threshold. Classes without ground truth are left out of the means. Difficult
+    truths (VOC) are not positives, and detections matched to them are ignored.
 
     Args:
         predictions: list over images of `(boxes [D, 4], scores [D], classes [D])`.
-        ground_truth: list over images of `(boxes [G, 4], classes [G])`.
+        ground_truth: list over images of `(boxes [G, 4], classes [G])`, or
+            `(boxes, classes, difficult [G] bool)`.
         num_classes: `K`.
         class_names: Names used in the per-class keys. Defaults to "0".."K-1".
         iou_thresholds: Thresholds averaged for `map50_95`; must include 0.5.
@@ -77,9 +90,11 @@ def mean_average_precision(predictions, ground_truth, num_classes, *, class_name
     table = np.full((num_classes, len(iou_thresholds)), np.nan)
     for c in range(num_classes):
         dets = [(np.asarray(b)[np.asarray(k) == c], np.asarray(s)[np.asarray(k) == c]) for b, s, k in predictions]
-        gts = [np.asarray(b)[np.asarray(k) == c] for b, k in ground_truth]
+        gts = [np.asarray(g[0]).reshape(-1, 4)[np.asarray(g[1]) == c] for g in ground_truth]
+        hard = [np.asarray(g[2], bool)[np.asarray(g[1]) == c] if len(g) > 2 else None for g in ground_truth]
+        hard = [np.zeros(len(b), bool) if h is None else h for b, h in zip(gts, hard)]
         for t, thr in enumerate(iou_thresholds):
-            table[c, t] = class_ap(dets, gts, thr)
+            table[c, t] = class_ap(dets, gts, thr, hard)
     at50 = list(iou_thresholds).index(0.5)
     has_gt = ~np.isnan(table[:, 0])
     result = {

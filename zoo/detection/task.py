@@ -36,16 +36,24 @@ def loss(model, recipe, data_spec=None):
     return YoloLoss(_head(model).anchors, **{k: extra[k] for k in LOSS_WEIGHTS if k in extra})
 
 
-def encode_dataset(dataset, model):
-    """Maps `(images, {"boxes", "classes"})` batches to `(images, grid targets)` for `model`."""
+def _encoder(model):
     head = _head(model)
     grid = model.output_shape[1]
+    return lambda targets: encode(targets["boxes"], targets["classes"], grid_size=grid, anchors=head.anchors,
+                                  num_classes=head.classes)
 
-    def to_grid(images, targets):
-        return images, encode(targets["boxes"], targets["classes"], grid_size=grid, anchors=head.anchors,
-                              num_classes=head.classes)
 
-    return dataset.map(to_grid, num_parallel_calls=tf.data.AUTOTUNE)
+def encode_dataset(dataset, model):
+    """Maps `(images, {"boxes", "classes"})` batches to `(images, grid targets)` for `model`.
+
+    The result keeps the dict-target dataset as its `raw_targets` attribute, so
+    `evaluate` and `report` score against the pipeline's own boxes (and VOC
+    `difficult` flags) rather than reading them back from the grid.
+    """
+    to_grid = _encoder(model)
+    encoded = dataset.map(lambda images, targets: (images, to_grid(targets)), num_parallel_calls=tf.data.AUTOTUNE)
+    encoded.raw_targets = dataset
+    return encoded
 
 
 def make_dataset(source, split, recipe, data_spec, training, model=None, **kwargs):
@@ -74,9 +82,12 @@ def make_dataset(source, split, recipe, data_spec, training, model=None, **kwarg
 
 
 def _ground_truth(targets):
-    """Per-image `(boxes, classes)` from dict targets or from encoded grids."""
+    """Per-image `(boxes, classes)` (plus `difficult` when given) from dict targets or from encoded grids."""
     if isinstance(targets, dict):
         boxes, classes = np.asarray(targets["boxes"]), np.asarray(targets["classes"])
+        if "difficult" in targets:
+            hard = np.asarray(targets["difficult"], bool)
+            return [(b[c >= 0], c[c >= 0], d[c >= 0]) for b, c, d in zip(boxes, classes, hard)]
         return [(b[c >= 0], c[c >= 0]) for b, c in zip(boxes, classes)]
     boxes, obj, probs = (np.asarray(t) for t in grid_to_boxes(targets))
     return [(b[o > 0.5], np.argmax(p[o > 0.5], axis=-1)) for b, o, p in zip(boxes, obj, probs)]
@@ -101,20 +112,26 @@ def predict(model, images, extra=None):
 def evaluate(model, dataset, data_spec=None, recipe=None):
     """Loss (on grid targets), mAP@0.5, mAP@0.5:0.95 and per-class AP on `(images, targets)` batches.
 
-    Targets may be the pipeline's dicts or encoded grids (then the ground truth is read
-    back from the grid: exact unless anchor conflicts dropped objects at encoding).
-    Detections use the recipe's `score_threshold` (low: the precision-recall curve is
-    traced to low scores), `iou_threshold` and `max_detections`.
+    Targets may be the pipeline's dicts or encoded grids. A dataset from
+    `encode_dataset`/`make_dataset` is scored against its `raw_targets` (the
+    pipeline's boxes, with VOC `difficult` objects left out of mAP as VOC does)
+    and its loss is computed on the grids; for other grid datasets the ground
+    truth is read back from the grid (exact unless anchor conflicts dropped
+    objects at encoding). Detections use the recipe's `score_threshold` (low: the
+    precision-recall curve is traced to low scores), `iou_threshold` and
+    `max_detections`.
     """
     extra = dict(getattr(recipe, "extra", None) or {})
     loss_fn = loss(model, recipe) if recipe is not None else None
+    raw_targets = getattr(dataset, "raw_targets", None)
+    to_grid = _encoder(model) if raw_targets is not None else None
     predictions, truth, losses, weights = [], [], [], []
-    for images, targets in dataset:
+    for images, targets in (raw_targets if raw_targets is not None else dataset):
         raw = model(images, training=False)
         predictions += _detections(model, raw, extra)
         truth += _ground_truth(targets)
-        if loss_fn is not None and not isinstance(targets, dict):
-            losses.append(float(loss_fn(targets, raw)))
+        if loss_fn is not None and (to_grid is not None or not isinstance(targets, dict)):
+            losses.append(float(loss_fn(to_grid(targets) if to_grid is not None else targets, raw)))
             weights.append(int(images.shape[0]))
     head = _head(model)
     names = getattr(data_spec, "class_names", None)
@@ -135,13 +152,14 @@ def _unnormalize(images, data_spec):
 
 def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
     """Writes `detections.png`: test images with true (green) and predicted (red) boxes above the serving score threshold."""
-    images, targets = next(iter(dataset))
+    raw_targets = getattr(dataset, "raw_targets", None)
+    images, targets = next(iter(raw_targets if raw_targets is not None else dataset))
     images, targets = images[:count], tf.nest.map_structure(lambda t: t[:count], targets)
     path = os.path.join(run_dir, "detections.png")
     extra = dict(getattr(recipe, "extra", None) or {})
     extra["score_threshold"] = _setting(extra, "serving_score_threshold")
     draw_detections(path, _unnormalize(np.asarray(images), data_spec), predict(model, images, extra),
-                    _ground_truth(targets),
+                    [g[:2] for g in _ground_truth(targets)],
                     class_names=getattr(data_spec, "class_names", None))
     return [path]
 
