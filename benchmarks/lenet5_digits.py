@@ -118,10 +118,16 @@ def main(argv=None):
         args_["boundaries_epochs"] = [b * args.scale for b in args_["boundaries_epochs"]]
         recipe = recipe.override(epochs=recipe.epochs * args.scale, schedule_args=args_)
     x, y = mnist_style_digits()
-    runs = [
-        train_once(x, y, seed=s, test_fraction=args.test_fraction, shift=args.shift, recipe=recipe)
-        for s in args.seeds
-    ]
+    runs = []
+    for seed in args.seeds:
+        r = train_once(x, y, seed=seed, test_fraction=args.test_fraction, shift=args.shift, recipe=recipe)
+        runs.append(r)
+        print(
+            f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f} on {r['test_images']} images "
+            f"(train {r['final_train_accuracy']:.4f}, val {r['final_val_accuracy']:.4f}, "
+            f"{r['optimizer_steps']} steps, {r['train_seconds']} s)",
+            flush=True,
+        )
     accs = np.array([r["test_accuracy"] for r in runs])
     summary = {
         "dataset": "sklearn load_digits (UCI), 8x8 -> 20x20 centred in 28x28",
@@ -130,11 +136,6 @@ def main(argv=None):
         "test_accuracy_mean": float(accs.mean()),
         "test_accuracy_std": float(accs.std()),
     }
-    for r in runs:
-        print(
-            f"seed {r['seed']}: test accuracy {r['test_accuracy']:.4f} on {r['test_images']} images "
-            f"(train {r['final_train_accuracy']:.4f}, val {r['final_val_accuracy']:.4f}, {r['train_seconds']} s)"
-        )
     print(f"mean test accuracy {accs.mean():.4f} +- {accs.std():.4f} over {len(runs)} seeds")
     if args.json:
         with open(args.json, "w") as f:
