@@ -361,3 +361,12 @@ def test_task_evaluate_reports_the_issue_metrics():
     test = embedding_task.make_dataset(noisy, "test", recipe, pipelines.inspect(noisy, task="embedding"), False)
     metrics = embedding_task.evaluate(model, test, spec, recipe)
     assert metrics["oneshot_5way"] < 0.5 and metrics["verification_auc"] < 0.75
+
+
+def test_siamese_on_a_zoo_backbone_by_name():
+    model = zoo.siamese(backbone="resnet20", input_shape=(32, 32, 3), pooling="avg", embedding_dim=8)
+    out = np.asarray(model(np.random.default_rng(0).uniform(size=(2, 32, 32, 3)).astype("float32")))
+    assert out.shape == (2, 8)
+    np.testing.assert_allclose(np.linalg.norm(out, axis=1), 1.0, rtol=1e-5)
+    with pytest.raises(ValueError, match="resnet17"):
+        zoo.siamese(backbone="resnet17")

@@ -63,12 +63,13 @@ def _convnet(x, width):
 
 def _zoo_backbone(x, backbone, shape, backbone_weights):
     try:
-        from zoo.models.backbones import feature_extractor
+        from zoo.models.backbones import FEATURE_LAYERS, feature_extractor
     except ImportError:  # the backbones family is not installed in this checkout
         raise ValueError(
             f"Unknown `backbone` {backbone!r}; allowed: {DEFAULT_BACKBONE!r} (zoo backbones are unavailable)."
         ) from None
-    features = feature_extractor(backbone, shape, levels=("C5",), weights=backbone_weights)
+    deepest = sorted(FEATURE_LAYERS.get(backbone) or {"C5": None})[-1]  # C5, or C2 for CIFAR ResNets
+    features = feature_extractor(backbone, shape, levels=(deepest,), weights=backbone_weights)
     out = features(x)
     return out[-1] if isinstance(out, (list, tuple)) else out
 
