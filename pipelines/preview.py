@@ -50,13 +50,16 @@ def preview(source, out="preview.png", *, split="train", n=16, cols=None, augmen
         h, w = img.shape[:2]
         ax.imshow(img[..., 0] if img.ndim == 3 and img.shape[-1] == 1 else img, cmap="gray", vmin=0, vmax=1)
         if spec.task == "detection":
-            for box, c in zip(t["boxes"], t["classes"]):
+            hard = t.get("difficult", np.zeros(len(t["classes"]), bool))  # VOC: drawn dashed
+            for box, c, d in zip(t["boxes"], t["classes"], hard):
                 if c < 0:
                     continue
                 y0, x0, y1, x1 = box * [h, w, h, w]
                 ax.add_patch(patches.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0, y1 - y0, fill=False,
-                                               edgecolor=cmap(int(c) % 10), linewidth=1.5))
-                ax.text(x0, y0 - 1, names[c] if c < len(names) else str(c), color=cmap(int(c) % 10), fontsize=6)
+                                               edgecolor=cmap(int(c) % 10), linewidth=1.5,
+                                               linestyle="--" if d else "-"))
+                label = names[c] if c < len(names) else str(c)
+                ax.text(x0, y0 - 1, f"{label} (difficult)" if d else label, color=cmap(int(c) % 10), fontsize=6)
         elif spec.task == "segmentation":
             for c in np.unique(t):
                 if c in (0, 255):
@@ -77,3 +80,42 @@ def preview(source, out="preview.png", *, split="train", n=16, cols=None, augmen
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+def _cmd_preview(args):
+    from pipelines.core import inspect
+
+    augment = tuple(a for a in (args.augment or "").replace("+", ",").split(",") if a and a != "none")
+    kw = {"val_split": args.val_split} if args.val_split is not None else {}
+    if args.image_size:
+        kw["image_size"] = (args.image_size, args.image_size)
+    if args.task:
+        kw["task"] = args.task
+    spec = inspect(args.data, **kw)
+    if not spec.splits.get(args.split):
+        have = ", ".join(s for s, n in spec.splits.items() if n)
+        raise ValueError(f"Source {args.data!r} has no {args.split!r} split; it has: {have}.")
+    path = preview(args.data, args.out, split=args.split, n=args.n, augment=augment, seed=args.seed, **kw)
+    drawn = {"detection": "boxes", "segmentation": "masks"}.get(spec.task, "labels")
+    print(f"zoo preview: {min(args.n, spec.splits[args.split])} {args.split} samples of {spec.source} "
+          f"({spec.task}, {drawn} drawn) -> {path}")
+    return 0
+
+
+def add_parser(subparsers) -> None:
+    """`zoo preview --data SOURCE`: a PNG grid of samples with their boxes, masks or labels."""
+    p = subparsers.add_parser(
+        "preview", help="draw a grid of samples with their boxes, masks or labels (check labels before training)",
+        description="Writes a PNG of samples from SOURCE as the pipeline yields them: boxes for YOLO/COCO/VOC "
+                    "folders, mask outlines for mask folders, class names for classification.",
+    )
+    p.add_argument("--data", required=True, help="source: a YOLO/COCO/VOC/mask folder, an image folder, shapes/...")
+    p.add_argument("--out", default="preview.png", help="PNG path (default preview.png)")
+    p.add_argument("--split", default="train", choices=("train", "val", "test"))
+    p.add_argument("-n", type=int, default=16, help="number of samples (default 16)")
+    p.add_argument("--augment", help="comma-separated augmentations to apply, e.g. flip,crop,color")
+    p.add_argument("--image-size", dest="image_size", type=int, help="resize to SIZE x SIZE")
+    p.add_argument("--task", choices=("classification", "detection", "segmentation"), help="default: detected")
+    p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_cmd_preview)

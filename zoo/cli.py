@@ -68,6 +68,10 @@ from zoo.finetune import add_parser as _finetune_parser  # noqa: E402
 
 _EXTRA_COMMANDS += [_finetune_parser]
 
+from pipelines.preview import add_parser as _preview_parser  # noqa: E402  (zoo preview --data FOLDER)
+
+_EXTRA_COMMANDS += [_preview_parser]
+
 
 def main(argv=None) -> int:
     parser = build_parser()
