@@ -87,3 +87,54 @@ def test_non_chief_writes_to_a_temp_dir_that_is_removed(monkeypatch, tmp_path):
     monkeypatch.delenv("TF_CONFIG")
     with distribute.write_dir(tmp_path / "run") as where:
         assert where == tmp_path / "run"
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_two_zoo_train_workers_train_together(tmp_path):
+    import os
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(96, 6)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0).astype("int32")
+    np.savez(tmp_path / "data.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    ports = [_free_port(), _free_port()]
+    cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
+    run = tmp_path / "run"
+    procs = []
+    for index in range(2):
+        env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
+                   ZOO_QUIET="1")
+        cmd = [sys.executable, "-m", "zoo.cli", "train", "deep_nn", "--data", str(tmp_path / "data.npz"),
+               "--epochs", "2", "--batch-size", "16", "--out", str(run), "--precision", "float32",
+               "--model-arg", "layer_sizes=(8,)"]
+        procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outs = [p.communicate(timeout=600)[0] for p in procs]
+    for p, out in zip(procs, outs):
+        assert p.returncode == 0, out[-3000:]
+    assert "MultiWorkerMirroredStrategy: 2 replica(s) in sync across 2 worker(s)" in outs[0], outs[0][:1500]
+    assert (run / "model.keras").is_file()
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert "accuracy" in metrics["test"]
+    history = (run / "history.csv").read_text().strip().splitlines()
+    assert len(history) == 3  # header + one row per epoch, written by the chief only
+    leftovers = [p for p in os.listdir(tmp_path) if p not in ("run", "data.npz")]
+    assert not leftovers
+
+
+def test_importing_the_project_runs_no_tf_op():
+    # MultiWorkerMirroredStrategy must be created before TF's runtime starts.
+    code = ("import zoo, zoo.cli, pipelines, callbacks\n"
+            "from tensorflow.python.eager import context\n"
+            "print(context.context()._initialized)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]

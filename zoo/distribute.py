@@ -95,10 +95,19 @@ def get_strategy(name: str = "auto"):
 
 def describe(strategy) -> str:
     """One line for the logs: which strategy, how many replicas and workers."""
+    import tensorflow as tf
+
     workers = max(cluster_size(), 1)
     kind = type(strategy).__name__
-    if kind == "_DefaultDistributionStrategy":
-        kind = "default strategy"
+    for cls, label in ((tf.distribute.MultiWorkerMirroredStrategy, "MultiWorkerMirroredStrategy"),
+                       (tf.distribute.MirroredStrategy, "MirroredStrategy"),
+                       (tf.distribute.OneDeviceStrategy, "OneDeviceStrategy")):
+        if isinstance(strategy, cls):
+            kind = label
+            break
+    else:
+        if kind == "_DefaultDistributionStrategy":
+            kind = "default strategy"
     return f"{kind}: {strategy.num_replicas_in_sync} replica(s) in sync across {workers} worker(s)"
 
 

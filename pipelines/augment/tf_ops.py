@@ -13,12 +13,15 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-_RGB2YIQ = tf.constant([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], tf.float32)
-_YIQ2RGB = tf.linalg.inv(_RGB2YIQ)
-_LUMA = tf.constant([0.299, 0.587, 0.114], tf.float32)
+# numpy, not tf.constant: no TF op may run at import (multi-worker collectives must be set up first).
+_RGB2YIQ = np.array([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]], np.float32)
+_YIQ2RGB = np.linalg.inv(_RGB2YIQ).astype(np.float32)
+_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 def _uniform(seed, shape, lo, hi):

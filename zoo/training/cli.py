@@ -94,7 +94,7 @@ def _cmd_train(args):
     model_kwargs = parse_sets(args.model_arg)
     return _run_guarded(lambda: loop.train(
         args.model, args.data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
-        seed=args.seed, strict=args.strict, model_kwargs=model_kwargs or None, **overrides,
+        seed=args.seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy, **overrides,
     ) and 0)
 
 
@@ -169,6 +169,9 @@ def _add_train_options(p):
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--strict", action="store_true", help="refuse corrupt data instead of skipping it")
+    p.add_argument("--strategy", choices=("auto", "default", "onedevice", "mirrored", "multiworker"), default="auto",
+                   help="tf.distribute strategy: auto = multi-worker under a TF_CONFIG cluster, mirrored with "
+                        "several GPUs, else one device")
     p.add_argument("--set", action="append", metavar="KEY=VALUE", help="override any recipe field (repeatable)")
     p.add_argument("--model-arg", dest="model_arg", action="append", metavar="KEY=VALUE",
                    help="builder keyword, e.g. --model-arg width=0.5 (repeatable)")
@@ -197,7 +200,7 @@ def add_parser(subparsers) -> None:
     ))
     p.add_argument("--out", help="run directory (default runs/demo)")
     p.add_argument("--export-dir", dest="export_dir", default=os.path.join("saved_models", "demo"))
-    p.add_argument("--epochs", type=int)
+    p.add_argument("--epochs", type=int, help=f"default {DEMO_SETTINGS['epochs']}")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--precision", choices=policy.PRECISIONS, default="auto")
     p.set_defaults(func=_cmd_demo)

@@ -9,6 +9,7 @@ import math
 import os
 import shutil
 import sys
+import tempfile
 from typing import Any
 
 import callbacks as cb
@@ -31,14 +32,10 @@ class Run:
     diagnosis: Any = None
 
 
-def get_strategy(name: str = "default"):
+def get_strategy(name: str = "auto"):
     """The `tf.distribute.Strategy` the model is built and compiled under (see `zoo.distribute`)."""
-    try:
-        from zoo import distribute
-    except ImportError:  # pragma: no cover - zoo.distribute ships with the project
-        import tensorflow as tf
+    from zoo import distribute
 
-        return tf.distribute.get_strategy()
     return distribute.get_strategy(name)
 
 
@@ -94,7 +91,7 @@ def train(
     seed: int | None = None,
     strict: bool = False,
     model_kwargs: dict | None = None,
-    strategy: str = "default",
+    strategy: str = "auto",
     verbose="auto",
     **overrides,
 ) -> Run:
@@ -117,7 +114,9 @@ def train(
         seed: Seed for weights, shuffling and augmentation. Defaults to `0`.
         strict: Refuse corrupt data instead of skipping it.
         model_kwargs: Extra builder keywords (e.g. `{"width": 0.5}`).
-        strategy: The `zoo.distribute` strategy name. Defaults to `"default"`.
+        strategy: The `zoo.distribute` strategy: "auto" (TF_CONFIG cluster -> multi-worker,
+            several GPUs -> mirrored, else default), "default", "onedevice", "mirrored" or
+            "multiworker". Batch sizes are global. Defaults to `"auto"`.
         verbose: "auto" (progress bar on a terminal, one line per epoch otherwise), 0, 1 or 2.
         **overrides: Recipe fields.
 
@@ -128,6 +127,12 @@ def train(
         ValueError: Bad model, source, option or run directory (one line each).
         callbacks.TrainingDiverged: The loss became NaN/Inf; the last good backup is kept.
     """
+    from zoo import distribute
+
+    # The strategy comes first: multi-worker collectives must be set up before any TF op runs.
+    strat = get_strategy(strategy)
+    chief = distribute.is_chief()
+
     import keras
     import pipelines
     import zoo
@@ -198,15 +203,21 @@ def train(
         epochs = min(epochs, math.ceil(recipe.extra["total_steps"] / steps_per_epoch))
     has_val, has_test = bool(data_spec.splits.get("val")), bool(data_spec.splits.get("test"))
 
-    run_dir = rundir.prepare(out or rundir.default_dir(name), resume=resume) if not resume else os.fspath(out)
+    if chief:
+        run_dir = rundir.prepare(out or rundir.default_dir(name), resume=resume) if not resume else os.fspath(out)
+    else:  # other workers write to a private folder (removed at the end); only the chief's files remain
+        run_dir = tempfile.mkdtemp(prefix="zoo-worker-")
+        shared_backup = os.path.join(os.fspath(out or ""), rundir.BACKUP)
+        if resume and os.path.isdir(shared_backup):  # resume from the chief's last backup
+            shutil.copytree(shared_backup, os.path.join(run_dir, rundir.BACKUP))
     print(f"zoo: training {name} on {data_spec.source} ({n_train} train examples) -> {run_dir}", flush=True)
+    print(f"zoo: {distribute.describe(strat)}", flush=True)
     print(f"zoo: precision {dtype_policy}, xla {'on' if jit else 'off'}", flush=True)
 
     # ---- model, optimizer, compile (under the strategy) -------------------------------------------------
     previous_policy = keras.mixed_precision.global_policy().name
     keras.utils.set_random_seed(seed)
     try:
-        strat = get_strategy(strategy)
         with strat.scope():
             if spec is not None:
                 keras.mixed_precision.set_global_policy(dtype_policy)
@@ -227,6 +238,7 @@ def train(
             metrics = task.metrics(net, recipe, data_spec) if task.metrics else None
             net.compile(optimizer=optim.make_optimizer(recipe, steps_per_epoch, epochs),
                         loss=task.loss(net, recipe, data_spec), metrics=metrics, jit_compile=jit)
+        distribute.patch_keras_for_multiworker(net, strat)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
 
@@ -336,6 +348,11 @@ def train(
         for split, m in results.items()
     )
     print(f"zoo: {summary}", flush=True)
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        print("zoo: worker done (the chief writes the run directory)", flush=True)
+        return Run(run_dir=os.fspath(out) if out else run_dir, model=net, config=config, history=list(history.rows),
+                   metrics=results, diagnosis=diagnosis)
     print(f"zoo: model {os.path.join(run_dir, rundir.MODEL)}; plots {', '.join(plots)}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, rundir.LOGS)}", flush=True)
     return Run(run_dir=run_dir, model=net, config=config, history=list(history.rows), metrics=results,
