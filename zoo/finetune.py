@@ -171,27 +171,8 @@ def _read_history(path):
 
 def plot_phases(rows, path, boundary):
     """curves.png: loss and metrics per epoch, train vs dev, with a line where fine-tuning began."""
-    plt = reports._pyplot()
-    names = sorted((k for k in (rows[0] if rows else {}) if k not in ("epoch", "learning_rate", "phase")
-                    and not k.startswith("val_")), key=lambda n: (n != "loss", n))
-    panels = names + (["learning_rate"] if rows and "learning_rate" in rows[0] else [])
-    fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
-    epochs = [r["epoch"] for r in rows]
-    for ax, name in zip(axes[0], panels):
-        ax.plot(epochs, [r.get(name, float("nan")) for r in rows], marker="o",
-                label="train" if name != "learning_rate" else name)
-        if any(f"val_{name}" in r for r in rows):
-            ax.plot(epochs, [r.get(f"val_{name}", float("nan")) for r in rows], marker="o", label="dev")
-        if boundary is not None:
-            ax.axvline(boundary + 0.5, color="gray", linestyle="--", label="fine-tuning starts")
-        ax.set_title(name)
-        ax.set_xlabel("epoch")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return os.fspath(path)
+    mark = (boundary, "fine-tuning starts") if boundary is not None else None
+    return reports.plot_curves(rows, path, mark=mark)
 
 
 def _assemble(run_dir, config):

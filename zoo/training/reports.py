@@ -16,10 +16,17 @@ def _pyplot():
     return plt
 
 
-def plot_curves(rows: list[dict], path) -> str:
-    """One panel per metric (loss first), train vs dev, from history rows; returns `path`."""
+def plot_curves(rows: list[dict], path, mark=None) -> str:
+    """One panel per metric (loss first), train vs dev, from history rows; returns `path`.
+
+    Args:
+        rows: History rows (`epoch`, metrics, `val_*`; a `phase` column is ignored).
+        path: PNG to write.
+        mark: Optional `(epoch, label)`: a dashed line after that epoch (e.g. where fine-tuning began).
+    """
     plt = _pyplot()
-    names = [k for k in (rows[0] if rows else {}) if k not in ("epoch", "learning_rate") and not k.startswith("val_")]
+    names = [k for k in (rows[0] if rows else {})
+             if k not in ("epoch", "learning_rate", "phase") and not k.startswith("val_")]
     names.sort(key=lambda n: (n != "loss", n))
     panels = names + (["learning_rate"] if rows and "learning_rate" in rows[0] else [])
     fig, axes = plt.subplots(1, max(len(panels), 1), figsize=(4.5 * max(len(panels), 1), 3.6), squeeze=False)
@@ -28,6 +35,8 @@ def plot_curves(rows: list[dict], path) -> str:
         ax.plot(epochs, [r.get(name, np.nan) for r in rows], marker="o", label="train" if name != "learning_rate" else name)
         if any(f"val_{name}" in r for r in rows):
             ax.plot(epochs, [r.get(f"val_{name}", np.nan) for r in rows], marker="o", label="dev")
+        if mark is not None:
+            ax.axvline(mark[0] + 0.5, color="gray", linestyle="--", label=mark[1])
         ax.set_title(name)
         ax.set_xlabel("epoch")
         ax.grid(alpha=0.3)
