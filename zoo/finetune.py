@@ -15,7 +15,6 @@ metrics.json, curves.png marking where fine-tuning began, the confusion matrix),
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import math
 import os
@@ -25,7 +24,7 @@ import shutil
 import keras
 
 from zoo import transfer
-from zoo.training import loop, optim, reports, rundir
+from zoo.training import loop, reports, rundir
 
 PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
@@ -133,28 +132,6 @@ def unfreeze_top(model, backbone_layers, spec, *, train_bn=False):
     else:
         chosen = transfer.unfreeze(model, [s.strip() for s in text.split(",") if s.strip()], train_bn=train_bn)
     return chosen + transfer.unfreeze(model, head)
-
-
-@contextlib.contextmanager
-def _layerwise_optimizer(multipliers):
-    """While active, `zoo.train` compiles with `transfer.discriminative_optimizer(..., multipliers)`.
-
-    `zoo.training.optim.make_optimizer` has no per-layer rates of its own; the multipliers are also
-    recorded in the phase's recipe (`extra.lr_multipliers`) so the run's config.json shows them.
-    """
-    if not multipliers:
-        yield
-        return
-    original = optim.make_optimizer
-
-    def make(recipe, *args, **kwargs):
-        return transfer.discriminative_optimizer(original(recipe, *args, **kwargs), multipliers)
-
-    optim.make_optimizer = make
-    try:
-        yield
-    finally:
-        optim.make_optimizer = original
 
 
 def _phase_done(path):
@@ -311,10 +288,10 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
             groups = settings["lr_groups"]
             groups = int(groups) if str(groups).isdigit() else groups
             multipliers = transfer.layerwise_lr_multipliers(model, decay=settings["lr_decay"], groups=groups)
-        with _layerwise_optimizer(multipliers):
-            extra = {"extra": {"lr_multipliers": multipliers}} if multipliers else {}
-            run = phase(1, model, epochs=settings["finetune_epochs"], lr=settings["finetune_lr"],
-                        early_stopping=settings["early_stopping"], **extra) or run
+        # `optim.make_optimizer` wraps the optimizer with these per-layer rates (recipe.extra.lr_multipliers).
+        extra = {"extra": {"lr_multipliers": multipliers}} if multipliers else {}
+        run = phase(1, model, epochs=settings["finetune_epochs"], lr=settings["finetune_lr"],
+                    early_stopping=settings["early_stopping"], **extra) or run
     final, rows = _assemble(run_dir, config)
     metrics = rundir.read_json(os.path.join(run_dir, rundir.METRICS))
     summary = ", ".join(f"{s} accuracy {m['accuracy']:.4f}" for s, m in metrics.items() if "accuracy" in m)

@@ -22,8 +22,21 @@ def learning_rate(recipe, steps_per_epoch: int, epochs: int | None = None):
 
 
 def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None):
-    """A Keras optimizer for the recipe ("momentum" is SGD with `recipe.momentum`)."""
-    lr = learning_rate(recipe, steps_per_epoch, epochs)
+    """A Keras optimizer for the recipe ("momentum" is SGD with `recipe.momentum`).
+
+    With `recipe.extra["lr_multipliers"]` (layer name -> factor, from
+    `zoo.transfer.layerwise_lr_multipliers`), each layer's updates are scaled by its factor.
+    """
+    optimizer = _base_optimizer(recipe, learning_rate(recipe, steps_per_epoch, epochs))
+    multipliers = recipe.extra.get("lr_multipliers")
+    if multipliers:
+        from zoo import transfer
+
+        optimizer = transfer.discriminative_optimizer(optimizer, multipliers)
+    return optimizer
+
+
+def _base_optimizer(recipe, lr):
     name = recipe.optimizer
     if name == "sgd":
         return keras.optimizers.SGD(lr)
