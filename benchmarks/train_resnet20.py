@@ -43,7 +43,11 @@ def write_data(path, seed=0):
 
 
 def baseline(data_path):
-    """The plain Keras script: float32, tf.data augmentation per example, model.fit."""
+    """The plain Keras script: float32, tf.data augmentation per example, model.fit.
+
+    BatchNormalization momentum 0.9 as in the zoo's CIFAR ResNets, so that both sides evaluate sensibly
+    after 96 steps (Keras' default 0.99 leaves stale moving statistics; it does not change the speed).
+    """
     import numpy as np
     import tensorflow as tf
     import keras
@@ -68,10 +72,10 @@ def baseline(data_path):
         shortcut = x
         y = keras.layers.Conv2D(filters, 3, strides=strides, padding="same", use_bias=False,
                                 kernel_regularizer=keras.regularizers.L2(5e-5))(x)
-        y = keras.layers.ReLU()(keras.layers.BatchNormalization()(y))
+        y = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(y))
         y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                 kernel_regularizer=keras.regularizers.L2(5e-5))(y)
-        y = keras.layers.BatchNormalization()(y)
+        y = keras.layers.BatchNormalization(momentum=0.9)(y)
         if strides != 1:  # option A: subsample and zero-pad the channels
             pad = (filters - x.shape[-1]) // 2
             shortcut = keras.layers.Lambda(
@@ -80,7 +84,7 @@ def baseline(data_path):
 
     inputs = keras.Input((32, 32, 3))
     x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
-    x = keras.layers.ReLU()(keras.layers.BatchNormalization()(x))
+    x = keras.layers.ReLU()(keras.layers.BatchNormalization(momentum=0.9)(x))
     for i, filters in enumerate((16, 32, 64)):
         for j in range(3):
             x = block(x, filters, 2 if i > 0 and j == 0 else 1)

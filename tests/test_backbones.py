@@ -241,3 +241,15 @@ def test_recipes_are_the_papers():
         recipe = zoo.get_spec(name).recipe
         assert recipe.published["dataset"] == "ImageNet"
         assert zoo.Recipe.from_dict(recipe.to_dict()) == recipe
+
+
+def test_cifar_resnets_use_torch_bn_momentum_and_imagenet_ones_keep_keras():
+    # 0.9 (fb.resnet.torch): a few hundred CPU steps must be enough for the moving statistics.
+    small = zoo.create_model("resnet20", input_shape=(16, 16, 3), classes=3)
+    assert {l.momentum for l in small.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.9}
+    assert {l.momentum for l in zoo.resnet20(bn_momentum=0.97).layers
+            if isinstance(l, keras.layers.BatchNormalization)} == {0.97}
+    big = zoo.create_model("resnet18", input_shape=(32, 32, 3), classes=3, weights=None)
+    assert {l.momentum for l in big.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.99}
+    with pytest.raises(ValueError, match=r"bn_momentum=1\.5"):
+        zoo.resnet20(bn_momentum=1.5)
