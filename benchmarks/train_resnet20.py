@@ -4,7 +4,8 @@ Both train 3 epochs on the same 4,096 CIFAR-shaped images (a .npz written here),
 flip + 4-pixel pad-and-crop augmentation, SGD with momentum, then evaluate on the test split.
 Each side runs as a separate process (imports, data, training, evaluation and, for the zoo,
 its run directory, reports and plots included), alternating zoo / baseline for `--rounds`
-rounds; the ratio of the median wall times is the zoo's speed-up.
+rounds; the ratio of the median wall times is the zoo's speed-up. CPU-seconds (user + system of each
+process) are reported too: on a shared machine they move less than wall times.
 
     .venv/bin/python benchmarks/train_resnet20.py --rounds 2 --markdown
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -99,13 +101,19 @@ def baseline(data_path):
     print(json.dumps({"fit_s": fit_s, "params": model.count_params(), "test_accuracy": result["accuracy"]}))
 
 
+def _children_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def timed(cmd, env):
-    start = time.perf_counter()
+    """`(wall seconds, CPU seconds, stdout)` of one whole process."""
+    start, cpu = time.perf_counter(), _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if proc.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
-    return wall, proc.stdout
+    return wall, cpu, proc.stdout
 
 
 def main(argv=None):
@@ -124,25 +132,31 @@ def main(argv=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
     times = {"zoo": [], "baseline": []}
+    cpu = {"zoo": [], "baseline": []}
     details = {}
     for r in range(args.rounds):
         out = os.path.join(tmp, f"run{r}")
-        wall, stdout = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(EPOCHS),
+        wall, cpu_s, stdout = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(EPOCHS),
                               "--batch-size", str(BATCH), "--augment", "flip,pad_crop", "--set", "val_split=0.0",
                               "--out", out], env)
         times["zoo"].append(wall)
+        cpu["zoo"].append(cpu_s)
         with open(os.path.join(out, "metrics.json")) as f:
             details["zoo_test_accuracy"] = json.load(f)["test"]["accuracy"]
         with open(os.path.join(out, "config.json")) as f:
             details["zoo_precision"] = json.load(f)["precision"]
-        wall, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", "baseline", "--data", data], env)
+        wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", "baseline", "--data", data], env)
         times["baseline"].append(wall)
+        cpu["baseline"].append(cpu_s)
         details["baseline"] = json.loads(stdout.strip().splitlines()[-1])
-        print(f"round {r + 1}: zoo {times['zoo'][-1]:.1f}s, baseline {times['baseline'][-1]:.1f}s", flush=True)
+        print(f"round {r + 1}: zoo {times['zoo'][-1]:.1f}s ({cpu['zoo'][-1]:.0f} CPU-s), "
+              f"baseline {times['baseline'][-1]:.1f}s ({cpu['baseline'][-1]:.0f} CPU-s)", flush=True)
     zoo_s, base_s = statistics.median(times["zoo"]), statistics.median(times["baseline"])
     images = N_TRAIN * EPOCHS
     result = {
         "images": images, "rounds": args.rounds, "zoo_s": times["zoo"], "baseline_s": times["baseline"],
+        "zoo_cpu_s": cpu["zoo"], "baseline_cpu_s": cpu["baseline"],
+        "cpu_ratio": statistics.median(cpu["baseline"]) / statistics.median(cpu["zoo"]),
         "zoo_images_per_s": images / zoo_s, "baseline_images_per_s": images / base_s, "speedup": base_s / zoo_s,
         **details,
     }
@@ -152,7 +166,9 @@ def main(argv=None):
               f"| zoo train resnet20 ({details['zoo_precision']}) | {zoo_s:.1f} | {images / zoo_s:.0f} | "
               f"{details['zoo_test_accuracy']:.3f} |\n"
               f"| plain Keras float32 | {base_s:.1f} | {images / base_s:.0f} | "
-              f"{details['baseline']['test_accuracy']:.3f} |\n\nspeed-up: **{base_s / zoo_s:.2f}x**")
+              f"{details['baseline']['test_accuracy']:.3f} |\n\nspeed-up: **{base_s / zoo_s:.2f}x** wall "
+              f"(CPU-seconds: zoo {statistics.median(cpu['zoo']):.0f}, baseline "
+              f"{statistics.median(cpu['baseline']):.0f}, ratio {result['cpu_ratio']:.2f}x)")
     return 0
 
 
