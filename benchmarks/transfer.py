@@ -1,22 +1,24 @@
-"""Pre-train, then fine-tune with 30 examples per class, against the same network trained from scratch.
+"""Pre-train, then fine-tune with 30 (and 10) examples per class, against the same network trained from scratch.
 
 Task A (pre-training): recognise `--a-classes` procedural glyph identities (`pipelines.shapes.render`, the
 generator behind the built-in `shapes/glyphs` data), `--a-per-class` renderings each. Task B (the new task):
-`--b-classes` *different* glyph identities with only `--b-per-class` training images each (plus a small dev
-set and a larger test set). Every image is drawn with its own rotation, scale, shear, shift, stroke width and
-colours, so B needs features that generalise across renderings; A teaches them.
+`--b-classes` *different* glyph identities with only `--b-per-class` training images each (plus a dev set for
+early stopping and a larger test set). Every image is drawn with its own rotation, scale, shear, shift, stroke
+width and colours, so B needs features that generalise across renderings; A teaches them.
 
-Three whole `zoo` processes, the same architecture (`--model`, default resnet20) and the same B data:
+Whole `zoo` processes, the same architecture (`--model`, default resnet20) and the same B data:
 
-    zoo train MODEL --data A                       # pre-training
-    zoo finetune RUN_A --data B                    # head on the frozen backbone, then fine-tune the top
-    zoo train MODEL --data B                       # from scratch, same epochs budget, early stopping
+    zoo train MODEL --data A                       # pre-training, once
+    zoo finetune RUN_A --data B                    # head on the frozen backbone, then fine-tune all of it
+    zoo train MODEL --data B                       # from scratch, more epochs allowed, early stopping
 
-and the test accuracies of the last two on B's held-out test split are compared. Both use batch 32 (with
-`resnet20`'s recipe batch of 128, 300 images are 3 steps per epoch, too few for BatchNormalization's moving
-statistics to settle, which would handicap the from-scratch run).
+and the test accuracies of the last two on B's held-out test split are compared, for each `--b-per-class`
+size (the smaller sizes' training images are a subset of the larger ones'; dev and test are shared). Both B
+arms use batch 32, `pad_crop` and the same precision (with `resnet20`'s recipe batch of 128, 300 images are 3
+steps per epoch). Pre-training uses batch 32 as well: at batch 128 the 12-epoch run was still far from
+converged (A test accuracy 0.485) and its features transferred poorly.
 
-    .venv/bin/python benchmarks/transfer.py                  # ~15-25 min on a 2-core CPU
+    .venv/bin/python benchmarks/transfer.py                  # ~30 min wall, ~900 CPU-s on a 2-core CPU
     .venv/bin/python benchmarks/transfer.py --quick          # a smoke run of the same steps
     .venv/bin/python benchmarks/transfer.py --append BENCHMARKS.md
 """
@@ -28,6 +30,7 @@ import datetime
 import json
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
@@ -60,18 +63,23 @@ def write_glyphs(root, first_id, n_ids, counts, seed=7):
                 Image.fromarray(render.glyph_image(rng, strokes, SIZE)).save(os.path.join(folder, f"{k}.png"))
 
 
+def _child_cpu():
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def zoo_cmd(*args, log):
-    """Runs `zoo ARGS` as its own process; returns its wall time in seconds."""
+    """Runs `zoo ARGS` as its own process; returns its (wall, CPU) seconds."""
     cmd = [os.path.join(os.path.dirname(sys.executable), "zoo"), *map(str, args)]
     print("$ zoo " + " ".join(map(str, args)), flush=True)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _child_cpu()
     with open(log, "a") as f:
         proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env={**os.environ, "ZOO_QUIET": "1"})
     if proc.returncode:
         with open(log) as f:
             tail = f.read()[-3000:]
         raise SystemExit(f"zoo {' '.join(map(str, args))} failed ({proc.returncode}):\n{tail}")
-    return time.perf_counter() - start
+    return round(time.perf_counter() - start, 1), round(_child_cpu() - cpu, 1)
 
 
 def metrics(run_dir):
@@ -79,89 +87,121 @@ def metrics(run_dir):
         return json.load(f)
 
 
+def sizes(text):
+    """`--b-per-class 30,10` -> [30, 10]."""
+    values = [int(v) for v in str(text).split(",") if v.strip()]
+    if not values or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive integers like 30 or 30,10. Received: {text!r}")
+    return values
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
     p.add_argument("--a-classes", type=int, default=40)
-    p.add_argument("--a-per-class", type=int, default=50)
+    p.add_argument("--a-per-class", type=int, default=100)
+    p.add_argument("--pretrain-epochs", type=int, default=10)
+    p.add_argument("--pretrain-batch", type=int, default=32)
+    p.add_argument("--pretrain-lr", type=float, default=2e-3)
     p.add_argument("--b-classes", type=int, default=10)
-    p.add_argument("--b-per-class", type=int, default=30)
-    p.add_argument("--pretrain-epochs", type=int, default=12)
+    p.add_argument("--b-per-class", type=sizes, default=[30, 10],
+                   help="training images per class of task B; a list (30,10) runs each size on the same backbone")
+    p.add_argument("--b-dev", type=int, default=10, help="dev images per class of task B (early stopping)")
+    p.add_argument("--b-test", type=int, default=50, help="test images per class of task B")
     p.add_argument("--head-epochs", type=int, default=8)
     p.add_argument("--finetune-epochs", type=int, default=20)
     p.add_argument("--scratch-epochs", type=int, default=40)
     p.add_argument("--unfreeze", default="all")
+    p.add_argument("--precision", default="auto", help="for both task-B arms (auto: resolved once, see zoo train)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", help="working folder (default: a temporary one, removed afterwards)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the steps, not the claim")
     p.add_argument("--append", help="append the result as a Markdown section to this file")
     args = p.parse_args(argv)
     if args.quick:
-        args.a_classes, args.a_per_class, args.b_classes, args.b_per_class = 6, 12, 3, 6
+        args.a_classes, args.a_per_class, args.b_classes, args.b_per_class = 6, 12, 3, [6]
+        args.b_dev, args.b_test = 2, 4
         args.pretrain_epochs, args.head_epochs, args.finetune_epochs, args.scratch_epochs = 1, 1, 1, 2
+    from zoo.training import policy  # noqa: PLC0415
+
+    precision = policy.resolve_precision(args.precision)
 
     work = args.work or tempfile.mkdtemp(prefix="zoo-transfer-")
     os.makedirs(work, exist_ok=True)
     log = os.path.join(work, "log.txt")
-    data_a, data_b = os.path.join(work, "A"), os.path.join(work, "B")
-    runs = {k: os.path.join(work, k) for k in ("pretrain", "finetune", "scratch")}
-    for path in (data_a, data_b, *runs.values()):
+    data_a, run_a = os.path.join(work, "A"), os.path.join(work, "pretrain")
+    for path in (data_a, run_a):
         shutil.rmtree(path, ignore_errors=True)
-    write_glyphs(data_a, 0, args.a_classes, {"train": args.a_per_class, "test": max(args.a_per_class // 6, 2)})
-    b_counts = {"train": args.b_per_class, "val": max(args.b_per_class // 3, 2), "test": 50 if not args.quick else 4}
-    write_glyphs(data_b, B_FIRST_ID, args.b_classes, b_counts)
+    write_glyphs(data_a, 0, args.a_classes, {"train": args.a_per_class, "test": max(args.a_per_class // 5, 2)})
+    seconds = {}
+    seconds["pretrain"] = zoo_cmd(
+        "train", args.model, "--data", data_a, "--out", run_a, "--epochs", args.pretrain_epochs,
+        "--batch-size", args.pretrain_batch, "--lr", args.pretrain_lr, "--lr-schedule", "cosine",
+        "--optimizer", "adam", "--augment", "pad_crop", "--seed", args.seed, log=log)
+    result = {"pretrain_test_accuracy_A": metrics(run_a)["test"]["accuracy"], "precision_B": precision, "B": {}}
 
-    common = ["--seed", args.seed, "--optimizer", "adam", "--augment", "pad_crop"]
-    times = {}
-    times["pretrain"] = zoo_cmd("train", args.model, "--data", data_a, "--out", runs["pretrain"],
-                                "--epochs", args.pretrain_epochs, "--lr", 2e-3, "--lr-schedule", "cosine",
-                                *common, log=log)
-    times["finetune"] = zoo_cmd("finetune", runs["pretrain"], "--data", data_b, "--out", runs["finetune"],
-                                "--head-epochs", args.head_epochs, "--head-lr", 3e-3,
-                                "--finetune-epochs", args.finetune_epochs, "--finetune-lr", 3e-4,
-                                "--unfreeze", args.unfreeze, "--early-stopping", 8, "--seed", args.seed,
-                                "--augment", "pad_crop", "--batch-size", 32, log=log)
-    times["scratch"] = zoo_cmd("train", args.model, "--data", data_b, "--out", runs["scratch"],
-                               "--epochs", args.scratch_epochs, "--lr", 2e-3, "--lr-schedule", "cosine",
-                               "--early-stopping", 10, "--batch-size", 32, *common, log=log)
-
-    m = {k: metrics(v) for k, v in runs.items()}
-    head = json.load(open(os.path.join(runs["finetune"], "config.json")))["finetune"]["phases"][0]["metrics"]
-    result = {
-        "pretrain_test_accuracy_A": m["pretrain"]["test"]["accuracy"],
-        "head_only_test_accuracy_B": head["test"]["accuracy"],
-        "finetune_test_accuracy_B": m["finetune"]["test"]["accuracy"],
-        "scratch_test_accuracy_B": m["scratch"]["test"]["accuracy"],
-        "seconds": {k: round(v, 1) for k, v in times.items()},
-    }
-    result["margin"] = result["finetune_test_accuracy_B"] - result["scratch_test_accuracy_B"]
+    for n in args.b_per_class:
+        # Renderings are seeded per (identity, index): a smaller size's images are the first n of a larger one's,
+        # and the dev and test images are the same for every size.
+        data_b = os.path.join(work, f"B{n}")
+        runs = {k: os.path.join(work, f"{k}{n}") for k in ("finetune", "scratch")}
+        for path in (data_b, *runs.values()):
+            shutil.rmtree(path, ignore_errors=True)
+        write_glyphs(data_b, B_FIRST_ID, args.b_classes, {"train": n, "val": args.b_dev, "test": args.b_test})
+        seconds[f"finetune{n}"] = zoo_cmd(
+            "finetune", run_a, "--data", data_b, "--out", runs["finetune"],
+            "--head-epochs", args.head_epochs, "--head-lr", 3e-3,
+            "--finetune-epochs", args.finetune_epochs, "--finetune-lr", 3e-4, "--unfreeze", args.unfreeze,
+            "--early-stopping", 8, "--batch-size", 32, "--optimizer", "adam", "--augment", "pad_crop",
+            "--precision", precision, "--seed", args.seed, log=log)
+        seconds[f"scratch{n}"] = zoo_cmd(
+            "train", args.model, "--data", data_b, "--out", runs["scratch"],
+            "--epochs", args.scratch_epochs, "--lr", 2e-3, "--lr-schedule", "cosine", "--early-stopping", 10,
+            "--batch-size", 32, "--optimizer", "adam", "--augment", "pad_crop",
+            "--precision", precision, "--seed", args.seed, log=log)
+        m = {k: metrics(v) for k, v in runs.items()}
+        with open(os.path.join(runs["finetune"], "config.json")) as f:
+            head = json.load(f)["finetune"]["phases"][0]["metrics"]
+        row = {"scratch": m["scratch"]["test"]["accuracy"], "head_only": head["test"]["accuracy"],
+               "finetune": m["finetune"]["test"]["accuracy"],
+               "scratch_dev": m["scratch"]["val"]["accuracy"], "finetune_dev": m["finetune"]["val"]["accuracy"]}
+        row["margin"] = row["finetune"] - row["scratch"]
+        result["B"][n] = row
+        print(json.dumps({n: row}), flush=True)
+    result["seconds_wall_cpu"] = seconds
     print(json.dumps(result, indent=2))
 
     if args.append:
-        b_train = args.b_classes * args.b_per_class
-        text = f"""
-## Transfer learning: pre-train, then fine-tune with {args.b_per_class} examples per class (`benchmarks/transfer.py`)
-
-{datetime.date.today().isoformat()}, {platform.machine()} CPU ({os.cpu_count()} cores), `{args.model}`, seed {args.seed}{' (--quick)' if args.quick else ''}.
-Task A: {args.a_classes} glyph identities x {args.a_per_class} renderings (32x32 RGB). Task B: {args.b_classes} *other*
-identities, {args.b_per_class} training images each ({b_train} in all), {b_counts['val']} dev and {b_counts['test']} test images each.
-
-| on task B's test split | accuracy |
-|---|---:|
-| `zoo train {args.model}` from scratch on B (batch 32, {args.scratch_epochs} epochs max, early stopping 10) | {result['scratch_test_accuracy_B']:.3f} |
-| `zoo finetune` phase 1 only: new head on the frozen pre-trained backbone ({args.head_epochs} epochs) | {result['head_only_test_accuracy_B']:.3f} |
-| `zoo finetune` both phases (batch 32, then `--unfreeze {args.unfreeze}`, {args.finetune_epochs} epochs max, early stopping 8) | {result['finetune_test_accuracy_B']:.3f} |
-
-Fine-tuning beats training from scratch by **{100 * result['margin']:+.1f} points**. The pre-trained network reaches
-{result['pretrain_test_accuracy_A']:.3f} on task A's own test split. Wall time (whole processes): pre-training
-{result['seconds']['pretrain']:.0f} s, fine-tuning {result['seconds']['finetune']:.0f} s, from scratch {result['seconds']['scratch']:.0f} s.
-Command: `.venv/bin/python benchmarks/transfer.py {' '.join(argv or sys.argv[1:])}`.
-"""
         with open(args.append, "a") as f:
-            f.write(text)
+            f.write(report(args, result, argv))
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)
     return result
+
+
+def report(args, result, argv):
+    """The result as a Markdown section."""
+    ns = args.b_per_class
+    cells = lambda key: " | ".join(f"{result['B'][n][key]:.3f}" for n in ns)  # noqa: E731
+    cpu = sum(c for _, c in result["seconds_wall_cpu"].values())
+    wall = sum(w for w, _ in result["seconds_wall_cpu"].values())
+    return f"""
+## Transfer learning: pre-train, then fine-tune with few examples per class (`benchmarks/transfer.py`)
+
+{datetime.date.today().isoformat()}, {platform.machine()} CPU ({os.cpu_count()} cores), `{args.model}`, seed {args.seed}{' (--quick)' if args.quick else ''}.
+Task A: {args.a_classes} glyph identities x {args.a_per_class} renderings (32x32 RGB), {args.pretrain_epochs} epochs at
+batch {args.pretrain_batch}; test accuracy on A {result['pretrain_test_accuracy_A']:.3f}. Task B: {args.b_classes} *other*
+identities, {args.b_dev} dev and {args.b_test} test images each; both B arms batch 32, `pad_crop`, `{result['precision_B']}`.
+
+| task B, test accuracy | {' | '.join(f'{n} / class' for n in ns)} |
+|---|{'---:|' * len(ns)}
+| from scratch ({args.scratch_epochs} epochs max, early stopping 10) | {cells('scratch')} |
+| fine-tune phase 1 only (new head, frozen backbone, {args.head_epochs} epochs) | {cells('head_only')} |
+| fine-tune both phases (then `--unfreeze {args.unfreeze}`, {args.finetune_epochs} epochs max, early stopping 8) | {cells('finetune')} |
+
+Wall {wall:.0f} s, CPU {cpu:.0f} s (whole `zoo` processes).
+Command: `.venv/bin/python benchmarks/transfer.py {' '.join(argv if argv is not None else sys.argv[1:])}`.
+"""
 
 
 if __name__ == "__main__":
