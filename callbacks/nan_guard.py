@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import keras
+import numpy as np
 
 
 class TrainingDiverged(RuntimeError):
@@ -14,7 +15,8 @@ class TrainingDiverged(RuntimeError):
 class StopOnNaN(keras.callbacks.Callback):
     """`keras.callbacks.TerminateOnNaN` that records where training diverged.
 
-    Stops at the first batch whose loss is NaN/Inf and marks the model
+    Stops at the first batch whose loss is NaN/Inf (or at the end of an epoch
+    whose dev loss is) and marks the model
     (`model._zoo_diverged`) so `callbacks.BackupAndRestore` does not back up the
     broken epoch. After `fit`, `diverged` is True and `where` says
     `"epoch E, batch B"`; call `check()` to raise `TrainingDiverged`.
@@ -42,6 +44,19 @@ class StopOnNaN(keras.callbacks.Callback):
             self.where = f"epoch {self._epoch + 1}, batch {batch + 1}"
             self.model._zoo_diverged = True
             self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        # A dev loss can overflow while the training loss stays finite (e.g. inference-mode BatchNorm with
+        # unsettled moving statistics): that epoch is not kept either, so stop here rather than go on silently.
+        if self.diverged:
+            return
+        for key, value in (logs or {}).items():
+            if key.endswith("loss") and np.ndim(value) == 0 and not math.isfinite(float(value)):
+                self.diverged, self.value = True, float(value)
+                self.where = f"epoch {epoch + 1} ({key})"
+                self.model._zoo_diverged = True
+                self.model.stop_training = True
+                return
 
     def check(self, hint: str = "") -> None:
         """Raises `TrainingDiverged` with one line if training diverged."""

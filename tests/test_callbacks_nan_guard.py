@@ -39,3 +39,19 @@ def test_inf_inputs_stop_at_the_first_batch():
     guard = StopOnNaN()
     hist = model.fit(x, np.ones((32, 1)), epochs=3, batch_size=8, callbacks=[guard], verbose=0, shuffle=False)
     assert guard.where == "epoch 1, batch 1" and len(hist.history["loss"]) == 1
+
+
+def test_non_finite_dev_loss_stops_at_the_end_of_its_epoch(tmp_path):
+    x = np.ones((32, 2), "float32")
+    x_val = x[:8].copy()
+    x_val[0] = np.inf  # the training loss stays finite; the dev loss does not
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    guard, history = StopOnNaN(), HistoryCSV(tmp_path / "history.csv")
+    backup = BackupAndRestore(tmp_path / "backup", stateful={"history": history})
+    hist = model.fit(x, np.ones((32, 1)), validation_data=(x_val, np.ones((8, 1))), epochs=3, batch_size=8,
+                     callbacks=[guard, history, backup], verbose=0)
+    assert guard.diverged and guard.where == "epoch 1 (val_loss)" and len(hist.history["loss"]) == 1
+    with pytest.raises(TrainingDiverged, match=r"epoch 1 \(val_loss\)"):
+        guard.check()
+    assert history.rows == [] and not (tmp_path / "backup" / "latest.json").exists()

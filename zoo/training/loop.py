@@ -75,6 +75,29 @@ def _jsonable(obj):
     return obj
 
 
+def _inspect(data, task_name, input_shape, **kw):
+    """`(data_spec, image_size, channels)`: the source as the pipeline must deliver it to a model input.
+
+    Images are resized to an `(H, W, C)` input's size and converted to its channels (1 or 3). A sequence
+    model reads images row by row, `(H, W*C)`; an explicit `(T, F)` other than that reads them as T rows of
+    F gray pixels (non-image sequences must match it). No input shape: the source's own size and channels.
+    """
+    import pipelines
+    from zoo.training import tasks as _builtin
+
+    shape = tuple(input_shape) if input_shape is not None else ()
+    image_size = channels = None
+    if len(shape) == 3:
+        image_size = tuple(int(d) for d in shape[:2]) if None not in shape[:2] else None
+        channels = int(shape[2]) if shape[2] in (1, 3) else None
+    data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, channels=channels, **kw)
+    if (task_name == "sequence" and len(shape) == 2 and None not in shape
+            and tuple(_builtin.sequence_input_shape(data_spec.image_shape)) != tuple(shape)):
+        image_size, channels = tuple(int(d) for d in shape), 1
+        data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, channels=channels, **kw)
+    return data_spec, image_size, channels
+
+
 def _monitor(val: bool) -> str:
     # The dev loss, not accuracy: accuracy saturates on easy data and its ties never improve.
     return "val_loss" if val else "loss"
@@ -188,12 +211,9 @@ def train(
     pipe_aug, local_aug = aug.split_names(recipe.augment)
 
     # ---- the data ---------------------------------------------------------------------------------------
-    requested = model_kwargs.get("input_shape")
-    image_size = tuple(requested[:2]) if requested is not None and len(requested) == 3 else None
-    if spec is None and len(model.input_shape) == 4:
-        image_size = tuple(model.input_shape[1:3])
-    data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, normalization=recipe.normalization,
-                                  val_split=recipe.val_split, strict=strict)
+    requested = model_kwargs.get("input_shape") if spec is not None else model.input_shape[1:]
+    data_spec, image_size, channels = _inspect(data, task_name, requested, normalization=recipe.normalization,
+                                               val_split=recipe.val_split, strict=strict)
     n_train = int(data_spec.splits.get("train") or 0)
     if n_train < 1:
         raise ValueError(f"Source {data!r} has no training examples.")
@@ -246,6 +266,8 @@ def train(
         kw = {"seed": seed, "strict": strict}
         if image_size is not None:
             kw["image_size"] = image_size
+        if channels is not None:
+            kw["channels"] = channels
         if task.make_dataset is not None:
             if "model" in pyinspect.signature(task.make_dataset).parameters:
                 kw["model"] = net
@@ -410,16 +432,16 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
         recipe = recipe.override(batch_size=int(batch_size))
     task_name = config.get("task", "classification")
     task = tasks_lib.get_task(task_name)
-    shape = model.input_shape
-    image_size = tuple(shape[1:3]) if len(shape) == 4 and task_name != "sequence" else None
-    data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, normalization=recipe.normalization,
-                                  val_split=recipe.val_split)
+    data_spec, image_size, channels = _inspect(data, task_name, model.input_shape[1:],
+                                               normalization=recipe.normalization, val_split=recipe.val_split)
     if split not in ("train", "val", "test") or not data_spec.splits.get(split):
         have = ", ".join(s for s, n in data_spec.splits.items() if n)
         raise ValueError(f"Source {data!r} has no {split!r} split; it has: {have}.")
     kw = {"seed": int(config.get("seed", 0))}
     if image_size is not None:
         kw["image_size"] = image_size
+    if channels is not None:
+        kw["channels"] = channels
     if task.make_dataset is not None:
         if "model" in pyinspect.signature(task.make_dataset).parameters:
             kw["model"] = model

@@ -134,11 +134,17 @@ def classification_report(model, dataset, data_spec, run_dir):
 
 
 def sequence_dataset(source, split, recipe, data_spec, training, **kw):
-    """The pipeline's batches, with images read row by row as `(H, W*C)` sequences."""
+    """The pipeline's batches (the recipe's batch size, augmentation, normalisation and dev split), with
+    images read row by row as `(H, W*C)` sequences. `kw` goes to `pipelines.build`."""
     import pipelines
     import tensorflow as tf
 
-    ds = pipelines.build(source, split=split, task="sequence", **kw)
+    from zoo.training import augment as aug
+
+    options = {"split": split, "task": "sequence", "batch_size": recipe.batch_size,
+               "augment": aug.split_names(recipe.augment)[0] if training else (), "shuffle": training,
+               "normalization": recipe.normalization, "val_split": recipe.val_split}
+    ds = pipelines.build(source, **{**options, **kw})
     spec = ds.element_spec[0]
     if len(spec.shape) == 4:
         h, w, c = spec.shape[1:]
