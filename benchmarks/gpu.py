@@ -68,11 +68,12 @@ def device_name():
             import jax
 
             return str(jax.devices()[0].device_kind)
-        import tensorflow as tf
+        if backend_name() == "tensorflow":  # other backends run without TF installed
+            import tensorflow as tf
 
-        gpus = tf.config.list_physical_devices("GPU")
-        if gpus:
-            return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
+            gpus = tf.config.list_physical_devices("GPU")
+            if gpus:
+                return tf.config.experimental.get_device_details(gpus[0]).get("device_name", "GPU")
     except Exception:
         pass
     import platform
@@ -80,25 +81,30 @@ def device_name():
     return f"CPU ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
 
 
-def _build(name, input_shape, policy):
+def _build(name, input_shape, policy, overrides=None):
     import keras
     import zoo
 
     keras.backend.clear_session()
     keras.mixed_precision.set_global_policy(policy)
     spec = zoo.get_spec(name)
+    if overrides is not None:
+        return zoo.create_model(name, **{**overrides, "input_shape": input_shape})
     kwargs = {"input_shape": input_shape}
     if spec.task in ("classification", "sequence"):
         kwargs["classes"] = 10
     return zoo.create_model(name, **kwargs)
 
 
-def time_setting(name, input_shape, batch, precision, xla, steps, warmup=2, mixed_policy=None):
-    """Images/s of `steps` training steps (after `warmup`), and the last loss."""
+def time_setting(name, input_shape, batch, precision, xla, steps, warmup=2, mixed_policy=None, overrides=None):
+    """Images/s of `steps` training steps (after `warmup`), and the last loss.
+
+    `overrides` (builder keywords, e.g. the registry's `test_overrides`) replace the default `classes=10`.
+    """
     import keras
 
     policy = "float32" if precision == "float32" else mixed_policy
-    model = _build(name, input_shape, policy)
+    model = _build(name, input_shape, policy, overrides)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (batch,) + tuple(input_shape)).astype("float32")
     y = np.zeros((batch,) + tuple(model.output_shape[1:]), "float32")
@@ -183,7 +189,10 @@ def check_all(models=None):
         shape = spec.test_overrides.get("input_shape", spec.input_shape)
         for precision in ("float32", "mixed"):
             try:
-                _, loss = time_setting(name, shape, 4, precision, True, steps=1, warmup=1, mixed_policy=mixed_policy)
+                _, loss = time_setting(
+                    name, shape, 4, precision, True, steps=1, warmup=1, mixed_policy=mixed_policy,
+                    overrides=spec.test_overrides,
+                )
                 if loss is not None and not np.isfinite(loss):
                     problems[f"{name}/{precision}"] = f"non-finite loss {loss}"
             except Exception as exc:

@@ -13,25 +13,34 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 
-def _import_tensorflow_quietly():
+def _import_backend_quietly():
+    """Imports Keras, and TensorFlow only under Keras' TensorFlow backend; returns the backend's name."""
     # TF's C++ start-up lines ("All log messages before absl::InitializeLog()...", oneDNN and
     # CUDA-stub notices) reach fd 2 whatever TF_CPP_MIN_LOG_LEVEL says; keep them out of CLI output.
-    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") < "1":
-        return
+    # Keras imports TF itself under that backend, so it is imported inside the quiet region too.
+    saved = devnull = None
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0") >= "1":
+        try:
+            saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, 2)
+        except OSError:
+            saved = devnull = None
     try:
-        saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
-    except OSError:
-        return
-    os.dup2(devnull, 2)
-    try:
-        import tensorflow  # noqa: F401
+        import keras
+
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow  # noqa: F401
     finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-        os.close(devnull)
+        if saved is not None:
+            os.dup2(saved, 2)
+            os.close(saved)
+            os.close(devnull)
+    return keras.backend.backend()
 
 
-_import_tensorflow_quietly()
+# Under another Keras backend (KERAS_BACKEND=jax on a GPU image without TF) only the pure-Keras parts load:
+# the registry and every builder; training, export and the tf.data pipelines need TensorFlow.
+BACKEND = _import_backend_quietly()
 
 from zoo.recipes import Recipe  # noqa: E402
 from zoo.registry import (  # noqa: E402
@@ -43,9 +52,11 @@ from zoo.registry import (  # noqa: E402
     register_model,
 )
 from zoo import models  # noqa: E402,F401  (registers every family)
-from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
 from zoo import transfer  # noqa: E402,F401  (freeze/unfreeze, new heads; registers zoo>Layerwise* optimizers)
-from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
+
+if BACKEND == "tensorflow":
+    from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
+    from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
 
 __version__ = "0.1.0"
 
@@ -56,6 +67,8 @@ def __getattr__(name):
 
     if name in _REGISTRY:
         return _REGISTRY[name].builder
+    if name in ("train", "export") and BACKEND != "tensorflow":
+        raise AttributeError(f"zoo.{name} needs the TensorFlow backend; the Keras backend is {BACKEND!r}.")
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
 
 

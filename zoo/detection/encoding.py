@@ -16,7 +16,6 @@ assigned in the order given.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 
 def encode(boxes, classes, *, grid_size, anchors, num_classes):
@@ -32,6 +31,8 @@ def encode(boxes, classes, *, grid_size, anchors, num_classes):
     Returns:
         float32 `[S, S, B, 5 + K]` (or `[N, S, S, B, 5 + K]`).
     """
+    import tensorflow as tf
+
     boxes = tf.convert_to_tensor(boxes, tf.float32)
     classes = tf.cast(tf.convert_to_tensor(classes), tf.int32)
     unbatched = boxes.shape.rank == 2
@@ -93,6 +94,8 @@ def grid_to_boxes(grid):
         `[..., S*S*B]` `p_c` and `[..., S*S*B, K]` class scores, in row-major
         (row, column, anchor) order.
     """
+    import tensorflow as tf
+
     grid = tf.convert_to_tensor(grid, tf.float32)
     s = grid.shape[-4]
     b = grid.shape[-2]
@@ -125,6 +128,8 @@ def decode(raw, anchors, *, max_log_scale=6.0):
     Returns:
         float32 tensor of the same shape.
     """
+    import tensorflow as tf
+
     raw = tf.cast(tf.convert_to_tensor(raw), tf.float32)
     s = raw.shape[-4]
     anchors = tf.constant(np.asarray(anchors, "float32").reshape(-1, 2))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 from zoo.detection.boxes import iou
 from zoo.detection.encoding import decode, grid_to_boxes
@@ -71,6 +70,8 @@ def batched_nms(raw, anchors, *, score_threshold=0.25, iou_threshold=0.5, max_bo
         dict `boxes [N, max_boxes, 4]`, `scores [N, max_boxes]`, `classes [N, max_boxes]`
         (int32), `valid_detections [N]`; rows past `valid_detections` are zero padding.
     """
+    import tensorflow as tf
+
     boxes, obj, probs = grid_to_boxes(decode(raw, anchors))
     boxes = tf.clip_by_value(boxes, 0.0, 1.0)
     scores = obj[..., None] * probs

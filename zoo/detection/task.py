@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import tensorflow as tf
 
 from zoo.detection.draw import draw_detections
 from zoo.detection.encoding import encode, grid_to_boxes
@@ -50,6 +49,8 @@ def encode_dataset(dataset, model):
     `evaluate` and `report` score against the pipeline's own boxes (and VOC
     `difficult` flags) rather than reading them back from the grid.
     """
+    import tensorflow as tf
+
     to_grid = _encoder(model)
     encoded = dataset.map(lambda images, targets: (images, to_grid(targets)), num_parallel_calls=tf.data.AUTOTUNE)
     encoded.raw_targets = dataset
@@ -152,6 +153,8 @@ def _unnormalize(images, data_spec):
 
 def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
     """Writes `detections.png`: test images with true (green) and predicted (red) boxes above the serving score threshold."""
+    import tensorflow as tf
+
     raw_targets = getattr(dataset, "raw_targets", None)
     images, targets = next(iter(raw_targets if raw_targets is not None else dataset))
     images, targets = images[:count], tf.nest.map_structure(lambda t: t[:count], targets)

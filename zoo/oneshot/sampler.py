@@ -9,7 +9,6 @@ bounded by (number of identities) x K examples, whatever the size of the source.
 from __future__ import annotations
 
 import numpy as np
-import tensorflow as tf
 
 
 def _check_positive_int(value, arg):
@@ -42,6 +41,8 @@ def pk_batches(dataset, p, k, *, shuffle_buffer=2048, seed=None, drop_remainder=
         Groups are shuffled, not drawn without replacement per batch, so an identity with many images
         can fill two groups of one batch; the losses treat that as more positives.
     """
+    import tensorflow as tf
+
     p = _check_positive_int(p, "p")
     k = _check_positive_int(k, "k")
     spec = dataset.element_spec
@@ -101,6 +102,8 @@ def split_identities(num_identities, *, fractions=(0.8, 0.1, 0.1), seed=0):
 
 def filter_identities(dataset, identities):
     """Keeps the examples of `dataset` (`(image, label)`, unbatched) whose label is in `identities`."""
+    import tensorflow as tf
+
     ids = np.asarray(identities, dtype="int64")
     size = int(ids.max()) + 1 if ids.size else 1
     member = np.zeros(size, dtype=bool)

@@ -15,9 +15,6 @@ from __future__ import annotations
 import math
 import os
 
-import tensorflow as tf
-
-
 from zoo.oneshot import evaluation, losses, sampler
 from zoo.tasks import Task, register_task
 
@@ -94,6 +91,8 @@ def make_dataset(source, split, recipe=None, data_spec=None, training=False, see
     source (so every image gets used and the epoch length matches the learning-rate schedule's).
     Evaluation: every example once, unshuffled.
     """
+    import tensorflow as tf
+
     k = int(_extra(recipe, "images_per_identity", 4))
     batch = getattr(recipe, "batch_size", 64) or 64
     p = max(2, batch // k)

@@ -140,7 +140,15 @@ def _open(source, *, task=None, **kw):
 
 
 def install_reader() -> bool:
-    """Registers the mapped TFDS segmentation reader with `pipelines` (False when pipelines is missing)."""
+    """Registers the mapped TFDS segmentation reader with `pipelines` (False when pipelines is missing).
+
+    Not under another Keras backend (KERAS_BACKEND=jax): `pipelines` is tf.data, and importing it there would
+    import TensorFlow with the zoo.
+    """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return False
     try:
         from pipelines.sources.base import register_reader
     except ImportError:
