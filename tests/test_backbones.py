@@ -253,3 +253,15 @@ def test_cifar_resnets_use_torch_bn_momentum_and_imagenet_ones_keep_keras():
     assert {l.momentum for l in big.layers if isinstance(l, keras.layers.BatchNormalization)} == {0.99}
     with pytest.raises(ValueError, match=r"bn_momentum=1\.5"):
         zoo.resnet20(bn_momentum=1.5)
+
+
+def test_imagenet_resnets_start_with_identity_blocks_and_stay_finite():
+    # zero_init_last (timm's default): a random deep ResNet in inference mode neither overflows nor NaNs.
+    x = np.random.default_rng(0).normal(0.0, 50.0, size=(2, 32, 32, 3)).astype("float32")
+    model = zoo.create_model("resnet101", input_shape=(32, 32, 3), classes=3)
+    last = [l for l in model.layers if l.name.endswith("_3_bn")]
+    assert len(last) == 33 and all(not np.any(np.asarray(l.gamma)) for l in last)
+    assert np.all(np.isfinite(np.asarray(model(x, training=False))))
+    plain = zoo.create_model("resnet101", input_shape=(32, 32, 3), classes=3, zero_init_last=False)
+    assert all(np.all(np.asarray(l.gamma) == 1) for l in plain.layers if l.name.endswith("_3_bn"))
+    assert not any(l.name.endswith("_2_bn") and not np.any(np.asarray(l.gamma)) for l in model.layers)

@@ -48,7 +48,12 @@ def test_forward_shape_and_finite(name):
 
 @pytest.mark.parametrize("name", ALL)
 def test_every_variable_gets_gradient_and_moves(name):
-    model = build(name)
+    # Zero-initialised residual scales (ResNet's zero_init_last) close their branches for the first step by
+    # design; connectivity is checked without them.
+    import inspect
+
+    params = inspect.signature(zoo.get_spec(name).builder).parameters
+    model = build(name, **({"zero_init_last": False} if "zero_init_last" in params else {}))
     x = sample(model, batch=8)
     outs = tf.nest.flatten(model(x, training=True))
     coeffs = [tf.random.stateless_normal(o.shape, seed=(1, i)) for i, o in enumerate(outs)]

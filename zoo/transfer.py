@@ -710,9 +710,9 @@ def load_pretrained(source, *, weights="auto", input_shape=None, preprocess=None
         if os.path.isfile(os.path.join(text, "config.json")):
             with open(os.path.join(text, "config.json")) as f:
                 config = json.load(f)
-        if preprocess is None:
-            preprocess = (config.get("recipe") or {}).get("extra", {}).get("preprocess") or (
-                config.get("data") or {}).get("normalization")
+        if preprocess is None:  # what the network saw in training; else what its recipe says its weights expect
+            preprocess = (config.get("data") or {}).get("normalization") or (
+                config.get("recipe") or {}).get("extra", {}).get("preprocess")
         return Pretrained(_load_keras_file(path), preprocess, text, "run", config)
     if text.endswith(".keras"):
         if not os.path.isfile(text):

@@ -83,7 +83,9 @@ MOBILENET_RECIPE = Recipe(
     schedule_args={"decay_rate": 0.94, "decay_epochs": 2},
     augment=("random_resized_crop", "flip"),
     val_split=0.0,
-    normalization="none",  # images go through `preprocess_input` ("tf" mode) instead
+    # From scratch: per-channel standardisation from the training split. extra["preprocess"] is what the
+    # ImageNet weights expect ("tf" mode, [-1, 1]); `zoo finetune` applies it when it loads them.
+    normalization="standardize",
     label_smoothing=0.1,
     extra={"preprocess": "tf"},
     published={"dataset": "ImageNet", "top1_accuracy": 0.706, "source": "Howard et al. 2017, Table 8 (1.0 MobileNet-224)"},

@@ -67,22 +67,31 @@ class PadShortcut(keras.layers.Layer):
         return {**super().get_config(), "filters": self.filters, "strides": self.strides}
 
 
-def _conv_bn(x, filters, kernel, strides, use_bias, name, relu=True, bn_momentum=BN_MOMENTUM):
+def _conv_bn(x, filters, kernel, strides, use_bias, name, relu=True, bn_momentum=BN_MOMENTUM, zero_gamma=False):
     x = keras.layers.Conv2D(
         filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_bn")(x)
+    x = keras.layers.BatchNormalization(
+        axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, gamma_initializer="zeros" if zero_gamma else "ones",
+        name=f"{name}_bn",
+    )(x)
     return keras.layers.Activation("relu", name=f"{name}_relu")(x) if relu else x
 
 
-def _residual_branch(x, filters, block, strides, use_bias, name, bn_momentum=BN_MOMENTUM):
-    """The main path: basic = 3x3-3x3, bottleneck = 1x1 (strided) - 3x3 - 1x1 (4x filters)."""
+def _residual_branch(x, filters, block, strides, use_bias, name, bn_momentum=BN_MOMENTUM, zero_init_last=False):
+    """The main path: basic = 3x3-3x3, bottleneck = 1x1 (strided) - 3x3 - 1x1 (4x filters).
+
+    `zero_init_last` starts the last batch norm's scale at zero, so every block starts as the identity
+    (Goyal et al. 2017; timm's default): a randomly initialised deep ResNet then stays finite.
+    """
     if block == "basic":
         x = _conv_bn(x, filters, 3, strides, use_bias, f"{name}_1", bn_momentum=bn_momentum)
-        return _conv_bn(x, filters, 3, 1, use_bias, f"{name}_2", relu=False, bn_momentum=bn_momentum)
+        return _conv_bn(x, filters, 3, 1, use_bias, f"{name}_2", relu=False, bn_momentum=bn_momentum,
+                        zero_gamma=zero_init_last)
     x = _conv_bn(x, filters, 1, strides, use_bias, f"{name}_1", bn_momentum=bn_momentum)
     x = _conv_bn(x, filters, 3, 1, use_bias, f"{name}_2", bn_momentum=bn_momentum)
-    return _conv_bn(x, 4 * filters, 1, 1, use_bias, f"{name}_3", relu=False, bn_momentum=bn_momentum)
+    return _conv_bn(x, 4 * filters, 1, 1, use_bias, f"{name}_3", relu=False, bn_momentum=bn_momentum,
+                    zero_gamma=zero_init_last)
 
 
 def _merge(shortcut, x, name):
@@ -90,7 +99,9 @@ def _merge(shortcut, x, name):
     return keras.layers.Activation("relu", name=f"{name}_out")(x)
 
 
-def identity_block(x, filters, *, block="bottleneck", use_bias=True, name, bn_momentum=BN_MOMENTUM):
+def identity_block(
+    x, filters, *, block="bottleneck", use_bias=True, name, bn_momentum=BN_MOMENTUM, zero_init_last=False
+):
     """A residual block whose shortcut is the input itself (same shape in and out).
 
     Args:
@@ -100,11 +111,12 @@ def identity_block(x, filters, *, block="bottleneck", use_bias=True, name, bn_mo
         use_bias: Whether the convolutions have biases.
         name: Layer-name prefix, e.g. "conv2_block2".
     """
-    return _merge(x, _residual_branch(x, filters, block, 1, use_bias, name, bn_momentum), name)
+    return _merge(x, _residual_branch(x, filters, block, 1, use_bias, name, bn_momentum, zero_init_last), name)
 
 
 def projection_block(
-    x, filters, *, block="bottleneck", strides=2, shortcut="B", use_bias=True, name, bn_momentum=BN_MOMENTUM
+    x, filters, *, block="bottleneck", strides=2, shortcut="B", use_bias=True, name, bn_momentum=BN_MOMENTUM,
+    zero_init_last=False,
 ):
     """A residual block that changes shape; its shortcut projects the input to the output shape.
 
@@ -126,10 +138,14 @@ def projection_block(
         )(short)
     else:
         short = PadShortcut(out_filters, strides, name=f"{name}_0_pad")(x)
-    return _merge(short, _residual_branch(x, filters, block, strides, use_bias, name, bn_momentum), name)
+    return _merge(
+        short, _residual_branch(x, filters, block, strides, use_bias, name, bn_momentum, zero_init_last), name
+    )
 
 
-def stage(x, filters, blocks, *, block, strides, shortcut, use_bias, name, bn_momentum=BN_MOMENTUM):
+def stage(
+    x, filters, blocks, *, block, strides, shortcut, use_bias, name, bn_momentum=BN_MOMENTUM, zero_init_last=False
+):
     """`blocks` residual blocks named `{name}_block1..N`; the first projects when the shape changes."""
     out_filters = filters if block == "basic" else 4 * filters
     for i in range(1, blocks + 1):
@@ -137,10 +153,13 @@ def stage(x, filters, blocks, *, block, strides, shortcut, use_bias, name, bn_mo
         if i == 1 and (strides != 1 or x.shape[-1] != out_filters):
             x = projection_block(
                 x, filters, block=block, strides=strides, shortcut=shortcut, use_bias=use_bias, name=block_name,
-                bn_momentum=bn_momentum,
+                bn_momentum=bn_momentum, zero_init_last=zero_init_last,
             )
         else:
-            x = identity_block(x, filters, block=block, use_bias=use_bias, name=block_name, bn_momentum=bn_momentum)
+            x = identity_block(
+                x, filters, block=block, use_bias=use_bias, name=block_name, bn_momentum=bn_momentum,
+                zero_init_last=zero_init_last,
+            )
     return x
 
 
@@ -163,6 +182,7 @@ def resnet(
     default_shape=(224, 224, 3),
     weights_name=None,
     bn_momentum=BN_MOMENTUM,
+    zero_init_last=False,
 ):
     """The generic ResNet builder every variant wraps.
 
@@ -182,6 +202,8 @@ def resnet(
         default_shape: Input shape when `input_shape` is None.
         weights_name: Key of the published ImageNet weights (`backbones.IMAGENET_WEIGHTS`), if any.
         bn_momentum: BatchNormalization momentum of the moving statistics.
+        zero_init_last: Start each residual branch's last batch-norm scale at zero (identity blocks at
+            initialisation; loaded weights replace it).
     """
     named = ("imagenet",) if weights_name else ()
     contract.check_common(
@@ -210,7 +232,7 @@ def resnet(
     for i, (width, n) in enumerate(zip(widths, blocks)):
         x = stage(
             x, width, n, block=block, strides=1 if i == 0 else 2, shortcut=shortcut,
-            use_bias=use_bias, name=f"conv{i + 2}", bn_momentum=bn_momentum,
+            use_bias=use_bias, name=f"conv{i + 2}", bn_momentum=bn_momentum, zero_init_last=zero_init_last,
         )
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
@@ -264,7 +286,10 @@ IMAGENET_RESNET_RECIPE = Recipe(
     schedule_args={"boundaries_epochs": [30, 60], "values": [0.1, 0.01, 0.001]},
     augment=("random_resized_crop", "flip"),
     val_split=0.0,
-    normalization="none",  # images go through `preprocess_input` (caffe mode) instead
+    # Training from scratch: per-channel standardisation from the training split (export bakes it in).
+    # extra["preprocess"] is the input mapping the published ImageNet weights expect (`preprocess_input`,
+    # caffe mode); `zoo finetune` applies it when it loads those weights.
+    normalization="standardize",
     extra={"preprocess": "caffe"},
     published={"dataset": "ImageNet", "source": "He et al. 2016, Tables 2-3 (10-crop testing)"},
 )
@@ -312,6 +337,9 @@ _IMAGENET_DOC = """ResNet-{depth} ({kind} blocks {blocks}) for 224x224 ImageNet 
         classes: Number of classes. Defaults to 1000.
         classifier_activation: Defaults to `"softmax"`; None returns logits.
         name: Model name.
+        zero_init_last: Start the last batch-norm scale of every residual branch at zero, so each
+            block is the identity at initialisation (Goyal et al. 2017, timm's default). Without it a
+            randomly initialised ResNet-101/152 overflows in inference mode. Loaded weights replace it.
     """
 
 
@@ -325,11 +353,13 @@ def _imagenet_variant(depth, block, blocks, *, use_bias, top1_error, weights_nam
         classes=1000,
         classifier_activation="softmax",
         name=f"resnet{depth}",
+        zero_init_last=True,
     ):
         return resnet(
             blocks=blocks, block=block, use_bias=use_bias, include_top=include_top, weights=weights,
             input_tensor=input_tensor, input_shape=input_shape, pooling=pooling, classes=classes,
             classifier_activation=classifier_activation, name=name, weights_name=weights_name,
+            zero_init_last=zero_init_last,
         )
 
     builder.__name__ = builder.__qualname__ = f"resnet{depth}"
