@@ -30,11 +30,6 @@ def _marks(name):
 
     spec = zoo.get_spec(name)
     marks = [pytest.mark.slow] if spec.family in HEAVY_FAMILIES else []
-    if spec.recipe is not None and spec.recipe.normalization == "none" and spec.recipe.extra.get("preprocess"):
-        # Known product bug (reported, not fixed here): these recipes say their images go through
-        # `preprocess_input`, but nothing applies it, so they train on raw 0-255 pixels; after a few SGD steps
-        # at lr 0.1 the inference-mode dev loss of the deep ones overflows (resnet101: NaN, now exit 3).
-        marks.append(pytest.mark.xfail(reason="recipe normalization 'none' + unapplied preprocess", strict=False))
     return marks
 
 
