@@ -203,7 +203,8 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
         val_split: Fraction held out for val (and test) where the source has none.
         strict: Refuse corrupt image files instead of skipping them.
         channels: 1 or 3 to convert images; defaults to the source's channels.
-        deterministic: With a seed, make every run yield identical batches.
+        deterministic: With a seed, make every run yield identical batches. Unshuffled pipelines always
+            keep the source order (predictions line up with labels).
         max_boxes: Boxes per image after padding (detection). Defaults to the source's maximum.
         data_dir: TFDS data directory. Defaults to $TFDS_DATA_DIR or TFDS' default.
 
@@ -244,5 +245,5 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     ds = ds.map(_finalize_fn(src.task, norm, size, batch_size is not None, src.is_image), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = bool(deterministic)
+    options.deterministic = bool(deterministic) or not shuffle  # unshuffled splits keep the source order
     return ds.with_options(options)
