@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from zoo import contract
+from zoo.models import layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
@@ -55,7 +56,7 @@ def _mlp(
             use_bias=not batch_norm, name=f"dense_{i}",
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"bn_{i}")(x)
+            x = layers.BatchNormalization(name=f"bn_{i}")(x)
         if activation == "leaky_relu":
             x = keras.layers.LeakyReLU(negative_slope=0.01, name=f"act_{i}")(x)
         else:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import keras
 
 from zoo import contract
-from zoo.models import backbones
+from zoo.models import backbones, layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
@@ -62,10 +62,10 @@ def depthwise_separable_block(x, filters, alpha, depth_multiplier=1, strides=1, 
         3, padding="same" if strides == 1 else "valid", depth_multiplier=depth_multiplier,
         strides=strides, use_bias=False, name=f"conv_dw_{block_id}",
     )(x)
-    x = keras.layers.BatchNormalization(axis=-1, name=f"conv_dw_{block_id}_bn")(x)
+    x = layers.BatchNormalization(axis=-1, name=f"conv_dw_{block_id}_bn")(x)
     x = keras.layers.ReLU(6.0, name=f"conv_dw_{block_id}_relu")(x)
     x = keras.layers.Conv2D(int(filters * alpha), 1, padding="same", use_bias=False, name=f"conv_pw_{block_id}")(x)
-    x = keras.layers.BatchNormalization(axis=-1, name=f"conv_pw_{block_id}_bn")(x)
+    x = layers.BatchNormalization(axis=-1, name=f"conv_pw_{block_id}_bn")(x)
     return keras.layers.ReLU(6.0, name=f"conv_pw_{block_id}_relu")(x)
 
 
@@ -164,7 +164,7 @@ def mobilenet(
 
     inputs = contract.make_input(shape, input_tensor)
     x = keras.layers.Conv2D(int(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="conv1")(inputs)
-    x = keras.layers.BatchNormalization(axis=-1, name="conv1_bn")(x)
+    x = layers.BatchNormalization(axis=-1, name="conv1_bn")(x)
     x = keras.layers.ReLU(6.0, name="conv1_relu")(x)
     for block_id, (filters, strides) in enumerate(V1_BLOCKS, start=1):
         x = depthwise_separable_block(x, filters, alpha, depth_multiplier, strides, block_id)
@@ -189,17 +189,17 @@ def inverted_residual_block(x, expansion, filters, alpha, strides, block_id):
     prefix = f"block_{block_id}_" if block_id else "expanded_conv_"
     if block_id:
         x = keras.layers.Conv2D(expansion * in_channels, 1, padding="same", use_bias=False, name=f"{prefix}expand")(x)
-        x = keras.layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}expand_BN")(x)
+        x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}expand_BN")(x)
         x = keras.layers.ReLU(6.0, name=f"{prefix}expand_relu")(x)
     if strides == 2:
         x = keras.layers.ZeroPadding2D(padding=_correct_pad(x), name=f"{prefix}pad")(x)
     x = keras.layers.DepthwiseConv2D(
         3, strides=strides, use_bias=False, padding="same" if strides == 1 else "valid", name=f"{prefix}depthwise"
     )(x)
-    x = keras.layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}depthwise_BN")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}depthwise_BN")(x)
     x = keras.layers.ReLU(6.0, name=f"{prefix}depthwise_relu")(x)
     x = keras.layers.Conv2D(out_channels, 1, padding="same", use_bias=False, name=f"{prefix}project")(x)
-    x = keras.layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}project_BN")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name=f"{prefix}project_BN")(x)
     if in_channels == out_channels and strides == 1:
         return keras.layers.Add(name=f"{prefix}add")([inputs, x])
     return x
@@ -255,7 +255,7 @@ def mobilenet_v2(
     x = keras.layers.Conv2D(
         _make_divisible(32 * alpha), 3, strides=2, padding="same", use_bias=False, name="Conv1"
     )(inputs)
-    x = keras.layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name="bn_Conv1")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name="bn_Conv1")(x)
     x = keras.layers.ReLU(6.0, name="Conv1_relu")(x)
     block_id = 0
     for expansion, filters, repeats, first_stride in V2_STAGES:
@@ -264,7 +264,7 @@ def mobilenet_v2(
             block_id += 1
     last = _make_divisible(1280 * alpha) if alpha > 1.0 else 1280
     x = keras.layers.Conv2D(last, 1, use_bias=False, name="Conv_1")(x)
-    x = keras.layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(x)
+    x = layers.BatchNormalization(axis=-1, epsilon=1e-3, momentum=0.999, name="Conv_1_bn")(x)
     x = keras.layers.ReLU(6.0, name="out_relu")(x)
     if include_top:
         x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)

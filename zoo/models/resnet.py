@@ -14,7 +14,7 @@ from __future__ import annotations
 import keras
 
 from zoo import contract
-from zoo.models import backbones
+from zoo.models import backbones, layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
@@ -71,7 +71,7 @@ def _conv_bn(x, filters, kernel, strides, use_bias, name, relu=True, bn_momentum
     x = keras.layers.Conv2D(
         filters, kernel, strides=strides, padding="same", use_bias=use_bias, name=f"{name}_conv"
     )(x)
-    x = keras.layers.BatchNormalization(
+    x = layers.BatchNormalization(
         axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, gamma_initializer="zeros" if zero_gamma else "ones",
         name=f"{name}_bn",
     )(x)
@@ -133,7 +133,7 @@ def projection_block(
     out_filters = filters if block == "basic" else 4 * filters
     if shortcut == "B":
         short = keras.layers.Conv2D(out_filters, 1, strides=strides, use_bias=use_bias, name=f"{name}_0_conv")(x)
-        short = keras.layers.BatchNormalization(
+        short = layers.BatchNormalization(
             axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, name=f"{name}_0_bn"
         )(short)
     else:
@@ -223,7 +223,7 @@ def resnet(
     if stem == "imagenet":
         x = keras.layers.ZeroPadding2D(padding=((3, 3), (3, 3)), name="conv1_pad")(inputs)
         x = keras.layers.Conv2D(widths[0], 7, strides=2, use_bias=use_bias, name="conv1_conv")(x)
-        x = keras.layers.BatchNormalization(axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, name="conv1_bn")(x)
+        x = layers.BatchNormalization(axis=-1, momentum=bn_momentum, epsilon=BN_EPSILON, name="conv1_bn")(x)
         x = keras.layers.Activation("relu", name="conv1_relu")(x)
         x = keras.layers.ZeroPadding2D(padding=((1, 1), (1, 1)), name="pool1_pad")(x)
         x = keras.layers.MaxPooling2D(3, strides=2, name="pool1_pool")(x)

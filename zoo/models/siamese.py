@@ -11,6 +11,7 @@ import keras
 
 import zoo.oneshot  # noqa: F401  (registers the `embedding` task)
 from zoo import contract
+from zoo.models import layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
@@ -59,7 +60,7 @@ def _convnet(x, width):
     """
     for i, mult in enumerate((1, 2, 4, 8), start=1):
         x = keras.layers.Conv2D(width * mult, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = keras.layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
+        x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
         x = keras.layers.Activation("relu", name=f"block{i}_relu")(x)
         x = keras.layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
     return x

@@ -18,6 +18,7 @@ import difflib
 import keras
 
 from zoo import contract
+from zoo.models import layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 from zoo import segmentation  # noqa: F401  (registers the segmentation task)
@@ -50,7 +51,7 @@ def _conv_block(x, filters, *, batch_norm, name):
             name=f"{name}_conv{i}",
         )(x)
         if batch_norm:
-            x = keras.layers.BatchNormalization(name=f"{name}_bn{i}")(x)
+            x = layers.BatchNormalization(name=f"{name}_bn{i}")(x)
         x = keras.layers.Activation("relu", name=f"{name}_relu{i}")(x)
     return x
 
@@ -95,9 +96,9 @@ def _backbone_encoder(encoder, inputs, shape, depth, encoder_weights, freeze_enc
         encoder, shape, levels=[levels[k] for k in order], weights=encoder_weights, input_tensor=inputs
     )
     features = dict(zip(order, extractor.outputs))
-    layers = [layer for layer in extractor.layers if not isinstance(layer, keras.layers.InputLayer)]
+    encoder_layers = [layer for layer in extractor.layers if not isinstance(layer, keras.layers.InputLayer)]
     if freeze_encoder:
-        for layer in layers:
+        for layer in encoder_layers:
             layer.trainable = False
     return {2**k: features[k] for k in order if k < depth}, features[depth]
 

@@ -13,6 +13,7 @@ import math
 import keras
 
 from zoo import contract
+from zoo.models import layers
 from zoo import detection  # noqa: F401  (registers the detection Task)
 from zoo.recipes import Recipe
 from zoo.registry import register_model
@@ -94,7 +95,7 @@ def _check_anchors(anchors):
 
 def _conv(x, filters, kernel, name, strides=1):
     x = keras.layers.Conv2D(filters, kernel, strides=strides, padding="same", use_bias=False, name=f"{name}_conv")(x)
-    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    x = layers.BatchNormalization(name=f"{name}_bn")(x)
     return keras.layers.LeakyReLU(0.1, name=f"{name}_act")(x)
 
 
