@@ -133,7 +133,7 @@ def main(argv=None):
     zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
     times = {"zoo": [], "baseline": []}
     cpu = {"zoo": [], "baseline": []}
-    details = {}
+    details = {"zoo_test_accuracy": [], "baseline_test_accuracy": []}
     for r in range(args.rounds):
         out = os.path.join(tmp, f"run{r}")
         wall, cpu_s, stdout = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(EPOCHS),
@@ -142,15 +142,18 @@ def main(argv=None):
         times["zoo"].append(wall)
         cpu["zoo"].append(cpu_s)
         with open(os.path.join(out, "metrics.json")) as f:
-            details["zoo_test_accuracy"] = json.load(f)["test"]["accuracy"]
+            details["zoo_test_accuracy"].append(json.load(f)["test"]["accuracy"])
         with open(os.path.join(out, "config.json")) as f:
             details["zoo_precision"] = json.load(f)["precision"]
         wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", "baseline", "--data", data], env)
         times["baseline"].append(wall)
         cpu["baseline"].append(cpu_s)
         details["baseline"] = json.loads(stdout.strip().splitlines()[-1])
-        print(f"round {r + 1}: zoo {times['zoo'][-1]:.1f}s ({cpu['zoo'][-1]:.0f} CPU-s), "
-              f"baseline {times['baseline'][-1]:.1f}s ({cpu['baseline'][-1]:.0f} CPU-s)", flush=True)
+        details["baseline_test_accuracy"].append(details["baseline"]["test_accuracy"])
+        print(f"round {r + 1}: zoo {times['zoo'][-1]:.1f}s ({cpu['zoo'][-1]:.0f} CPU-s, test accuracy "
+              f"{details['zoo_test_accuracy'][-1]:.3f}), baseline {times['baseline'][-1]:.1f}s "
+              f"({cpu['baseline'][-1]:.0f} CPU-s, test accuracy {details['baseline_test_accuracy'][-1]:.3f})",
+              flush=True)
     zoo_s, base_s = statistics.median(times["zoo"]), statistics.median(times["baseline"])
     images = N_TRAIN * EPOCHS
     result = {
@@ -162,11 +165,12 @@ def main(argv=None):
     }
     print(json.dumps(result, indent=2))
     if args.markdown:
-        print(f"| side | median wall s (whole process) | images/s | test acc |\n|---|---:|---:|---:|\n"
+        accs = {side: " / ".join(f"{a:.3f}" for a in details[f"{side}_test_accuracy"]) for side in times}
+        print(f"| side | median wall s (whole process) | images/s | test acc per round |\n|---|---:|---:|---:|\n"
               f"| zoo train resnet20 ({details['zoo_precision']}) | {zoo_s:.1f} | {images / zoo_s:.0f} | "
-              f"{details['zoo_test_accuracy']:.3f} |\n"
-              f"| plain Keras float32 | {base_s:.1f} | {images / base_s:.0f} | "
-              f"{details['baseline']['test_accuracy']:.3f} |\n\nspeed-up: **{base_s / zoo_s:.2f}x** wall "
+              f"{accs['zoo']} |\n"
+              f"| plain Keras float32 | {base_s:.1f} | {images / base_s:.0f} | {accs['baseline']} |\n\n"
+              f"speed-up: **{base_s / zoo_s:.2f}x** wall "
               f"(CPU-seconds: zoo {statistics.median(cpu['zoo']):.0f}, baseline "
               f"{statistics.median(cpu['baseline']):.0f}, ratio {result['cpu_ratio']:.2f}x)")
     return 0
