@@ -75,3 +75,19 @@ def test_other_ranks_use_keras_computation_and_the_layer_round_trips(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     assert type(loaded.get_layer("bn")) is BatchNormalization and loaded.get_layer("bn").momentum == 0.8
+
+
+@pytest.mark.parametrize("shape, kwargs, fused", [
+    ((2, 4, 4, 3), {}, True),
+    ((2, 4, 4, 3), {"epsilon": 1e-6}, False),  # below cuDNN's bound: Keras' computation
+    ((2, 3), {}, False),
+    ((2, 4, 3), {}, False),
+])
+def test_fused_kernel_is_used_exactly_where_it_applies(shape, kwargs, fused):
+    layer = BatchNormalization(**kwargs)
+    layer.build(shape)
+    for training in (True, False):
+        graph = tf.function(lambda x: layer(x, training=training)).get_concrete_function(
+            tf.TensorSpec(shape, "float32")).graph
+        ops = {op.type for op in graph.get_operations()}
+        assert ("FusedBatchNormV3" in ops) is fused, (training, sorted(ops))

@@ -16,6 +16,7 @@ from __future__ import annotations
 import keras
 
 FUSED_DTYPES = ("float32", "bfloat16", "float16")
+MIN_FUSED_EPSILON = 1.001e-5  # cuDNN's lower bound for the fused kernel (Keras 2 clamped to it)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -23,8 +24,8 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """`keras.layers.BatchNormalization` that uses the fused TensorFlow kernel where it applies.
 
     Same arguments as `keras.layers.BatchNormalization`. The fused kernel runs for 4-D channels-last inputs
-    without a mask, renorm or synchronisation under the TensorFlow backend; every other case (another
-    backend, dense or sequence inputs) is Keras' own computation.
+    without a mask, renorm or synchronisation, with `epsilon >= 1.001e-5`, under the TensorFlow backend;
+    every other case (another backend, dense or sequence inputs) is Keras' own computation.
     """
 
     def _fusable(self, inputs, mask):
@@ -37,6 +38,7 @@ class BatchNormalization(keras.layers.BatchNormalization):
             and len(inputs.shape) == 4
             and axis in (-1, 3)
             and keras.backend.standardize_dtype(inputs.dtype) in FUSED_DTYPES
+            and self.epsilon >= MIN_FUSED_EPSILON
         )
 
     def call(self, inputs, training=None, mask=None):
