@@ -94,6 +94,25 @@ def test_weight_decay_is_an_l2_penalty_on_kernels():
 
 
 # ---- training in process ------------------------------------------------------------------------------------
+def test_early_stopping_watches_the_recipe_monitor_and_reports_the_best_epoch(tmp_path):
+    data = tiny_npz(tmp_path / "tiny.npz")
+    run = zoo.train("softmax_regression", data, out=tmp_path / "run", epochs=4, batch_size=16, lr=3e-3,
+                    early_stopping=10, monitor="accuracy", verbose=0)
+    assert run.early_stopping["monitor"] == "val_accuracy" and run.early_stopping["stopped_epoch"] == 0
+    rows = list(csv.DictReader((pathlib.Path(run.run_dir) / "history.csv").open()))
+    dev = [float(r["val_accuracy"]) for r in rows]
+    assert run.early_stopping["best_epoch"] == 1 + int(np.argmax(dev))  # first of ties: max mode, strict improvement
+    assert run.early_stopping["best"] == pytest.approx(max(dev))
+    assert json.loads((pathlib.Path(run.run_dir) / "config.json").read_text())["recipe"]["monitor"] == "accuracy"
+
+
+def test_unknown_monitor_is_refused_before_any_file_is_written(tmp_path):
+    data = tiny_npz(tmp_path / "tiny.npz")
+    with pytest.raises(ValueError, match=r"Unknown monitor 'f1' for this model; allowed: loss, accuracy\."):
+        zoo.train("softmax_regression", data, out=tmp_path / "run", monitor="f1", verbose=0)
+    assert not (tmp_path / "run").exists() or not os.listdir(tmp_path / "run")
+
+
 def test_train_writes_the_run_directory(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz")
     run = zoo.train("lenet5", data, out=tmp_path / "run", epochs=3, batch_size=16, lr=3e-3, lr_schedule="exponential",

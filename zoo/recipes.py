@@ -24,6 +24,8 @@ class Recipe:
         schedule_args: Keyword arguments of the schedule.
         augment: Augmentations applied to the training split.
         early_stopping: Patience in epochs on the dev metric, or None.
+        monitor: The metric early stopping and the plateau schedule watch on the dev split (on the
+            training split when there is no dev split): "loss" or a metric the model logs ("accuracy", ...).
         val_split: Fraction held out as dev set when the source has none.
         normalization: "scale" (to [0, 1]), "standardize" (per-channel mean/std
             of the training split) or "none".
@@ -42,6 +44,7 @@ class Recipe:
     schedule_args: dict = dataclasses.field(default_factory=dict)
     augment: tuple = ()
     early_stopping: int | None = None
+    monitor: str = "loss"
     val_split: float = 0.1
     normalization: str = "scale"
     label_smoothing: float = 0.0

@@ -30,6 +30,7 @@ class Run:
     history: list
     metrics: dict
     diagnosis: Any = None
+    early_stopping: dict | None = None  # EarlyStopping.summary(): monitor, best, best_epoch, stopped_epoch
 
 
 def get_strategy(name: str = "auto"):
@@ -98,9 +99,15 @@ def _inspect(data, task_name, input_shape, **kw):
     return data_spec, image_size, channels
 
 
-def _monitor(val: bool) -> str:
-    # The dev loss, not accuracy: accuracy saturates on easy data and its ties never improve.
-    return "val_loss" if val else "loss"
+def _monitor(recipe: Recipe, metrics, val: bool) -> str:
+    """The logged name early stopping / reduce-on-plateau watch: the recipe's `monitor` on the dev split.
+
+    The default is the dev loss, not accuracy: accuracy saturates on easy data and its ties never improve.
+    """
+    allowed = ["loss"] + [m if isinstance(m, str) else m.name for m in (metrics or [])]
+    if recipe.monitor not in allowed:
+        raise ValueError(f"Unknown monitor {recipe.monitor!r} for this model; allowed: {', '.join(allowed)}.")
+    return ("val_" if val else "") + recipe.monitor
 
 
 def train(
@@ -258,6 +265,7 @@ def train(
             metrics = task.metrics(net, recipe, data_spec) if task.metrics else None
             net.compile(optimizer=optim.make_optimizer(recipe, steps_per_epoch, epochs),
                         loss=task.loss(net, recipe, data_spec), metrics=metrics, jit_compile=jit)
+            monitor = _monitor(recipe, metrics, has_val)  # checked before any file is written
         distribute.patch_keras_for_multiworker(net, strat)
     finally:
         keras.mixed_precision.set_global_policy(previous_policy)
@@ -299,7 +307,6 @@ def train(
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
 
     # ---- callbacks ----------------------------------------------------------------------------------------
-    monitor = _monitor(has_val)
     guard = cb.StopOnNaN()
     history = cb.HistoryCSV(os.path.join(run_dir, rundir.HISTORY))
     stateful = {"history": history}
@@ -364,6 +371,12 @@ def train(
                                 metric="error" if key == "accuracy" else "loss")
         print(f"zoo: diagnosis: {cb.diagnosis.write(diagnosis, run_dir)}", flush=True)
     shutil.rmtree(backup.backup_dir, ignore_errors=True)
+    stopping = early.summary() if early is not None else None
+    if stopping is not None:
+        best = "" if stopping["best"] is None else f" ({stopping['best']:.4g})"
+        end = f"stopped after epoch {stopping['stopped_epoch']}" if stopping["stopped_epoch"] else "ran every epoch"
+        print(f"zoo: early stopping on {stopping['monitor']}: best epoch {stopping['best_epoch']}{best}, {end}; "
+              "the model holds the best epoch's weights", flush=True)
 
     summary = ", ".join(
         f"{split} " + " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("loss", "accuracy", "f1"))
@@ -374,11 +387,11 @@ def train(
         shutil.rmtree(run_dir, ignore_errors=True)
         print("zoo: worker done (the chief writes the run directory)", flush=True)
         return Run(run_dir=os.fspath(out) if out else run_dir, model=net, config=config, history=list(history.rows),
-                   metrics=results, diagnosis=diagnosis)
+                   metrics=results, diagnosis=diagnosis, early_stopping=stopping)
     print(f"zoo: model {os.path.join(run_dir, rundir.MODEL)}; plots {', '.join(plots)}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, rundir.LOGS)}", flush=True)
     return Run(run_dir=run_dir, model=net, config=config, history=list(history.rows), metrics=results,
-               diagnosis=diagnosis)
+               diagnosis=diagnosis, early_stopping=stopping)
 
 
 def load_run(run_dir):
