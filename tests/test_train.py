@@ -240,3 +240,18 @@ def test_readme_main_job_is_the_demo():
     assert "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/zoo demo" in readme
     parser_help = zoo_cli("demo", "--help")
     assert parser_help.returncode == 0 and "--export-dir" in parser_help.stdout
+
+
+def test_evaluation_cache_does_not_keep_models_alive():
+    import gc
+    import weakref
+
+    from zoo.training import tasks
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
+    _, _, out = tasks.predict_labels(model, [(np.zeros((4, 3), "float32"), np.zeros(4, "int64"))])
+    assert out.shape == (4, 2)
+    ref = weakref.ref(model)
+    del model
+    gc.collect()
+    assert ref() is None  # repeated zoo.train calls in one process (notebooks, the train matrix) must not leak

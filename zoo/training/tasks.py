@@ -90,7 +90,8 @@ def _predict_fn(model):
     if model not in _PREDICT:
         import tensorflow as tf
 
-        _PREDICT[model] = tf.function(lambda x: model(x, training=False), reduce_retracing=True)
+        ref = weakref.ref(model)  # a strong reference in the value would keep the key (and model) alive forever
+        _PREDICT[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
     return _PREDICT[model]
 
 
