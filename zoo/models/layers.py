@@ -29,14 +29,13 @@ class BatchNormalization(keras.layers.BatchNormalization):
     """
 
     def _fusable(self, inputs, mask):
-        axis = self.axis if isinstance(self.axis, int) else (self.axis[0] if len(self.axis) == 1 else None)
         return (
             keras.backend.backend() == "tensorflow"
             and mask is None
             and not self.renorm
             and not self.synchronized
             and len(inputs.shape) == 4
-            and axis in (-1, 3)
+            and self.axis in (-1, 3)  # Keras stores an int
             and keras.backend.standardize_dtype(inputs.dtype) in FUSED_DTYPES
             and self.epsilon >= MIN_FUSED_EPSILON
         )
