@@ -27,11 +27,11 @@ _SOURCES: dict = {}
 _NORMS: dict = {}
 
 
-def _open(source, *, task, val_split, strict, channels, data_dir):
+def _open(source, *, task, val_split, strict, channels, data_dir, follow_symlinks=False):
     if task is not None and task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; allowed: {', '.join(TASKS)}.")
     src = sources_lib.open_source(source, val_split=val_split, strict=strict, channels=channels,
-                                  data_dir=data_dir, task=task)
+                                  data_dir=data_dir, task=task, follow_symlinks=bool(follow_symlinks))
     if task is not None and task != src.task:
         if not (task in _LABEL_TASKS and src.task in _LABEL_TASKS):
             raise ValueError(f"Source {src.name!r} holds {src.task} data; it cannot feed task {task!r}.")
@@ -165,7 +165,7 @@ def _spec(src, size, channels, norm, max_boxes, split_seed=splits_lib.SPLIT_SEED
 
 
 def inspect(source, *, task=None, image_size=None, normalization="scale", val_split=0.1, strict=False,
-            channels=None, max_boxes=None, data_dir=None, **_ignored) -> DataSpec:
+            channels=None, max_boxes=None, data_dir=None, follow_symlinks=False, **_ignored) -> DataSpec:
     """Describes what `build` yields for `source` without building the dataset.
 
     Takes the same keyword arguments as `build` (those that do not change the
@@ -174,7 +174,8 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
     Returns:
         A `DataSpec` (task, classes, input shape, split sizes, normalisation).
     """
-    src = _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir)
+    src = _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir,
+                follow_symlinks=follow_symlinks)
     size, chans = _size(image_size, src), _channels(channels, src)
     norm = _normalization(src, normalization, chans, size)
     return _spec(src, size, chans, norm, max_boxes or src.max_boxes or DEFAULT_MAX_BOXES)
@@ -182,7 +183,7 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
 
 def build(source, *, split="train", task=None, image_size=None, batch_size=32, augment=(), backend="auto",
           shuffle=None, seed=None, cache=True, normalization="scale", val_split=0.1, strict=False, channels=None,
-          deterministic=False, max_boxes=None, data_dir=None) -> tf.data.Dataset:
+          deterministic=False, max_boxes=None, data_dir=None, follow_symlinks=False) -> tf.data.Dataset:
     """Builds the input pipeline for one split of a source.
 
     Args:
@@ -207,11 +208,15 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
             keep the source order (predictions line up with labels).
         max_boxes: Boxes per image after padding (detection). Defaults to the source's maximum.
         data_dir: TFDS data directory. Defaults to $TFDS_DATA_DIR or TFDS' default.
+        follow_symlinks: Read images, masks, label files and split folders behind symlinks that
+            lead outside the dataset folder (refused by default). Paths that label files name
+            must stay inside it either way.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)`; see the README for target formats.
     """
-    src = _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir)
+    src = _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir,
+                follow_symlinks=follow_symlinks)
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None; received: {batch_size!r}.")
     size, chans = _size(image_size, src), _channels(channels, src)

@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import splits as splits_lib
-from pipelines.sources import images
+from pipelines.sources import images, paths
 from pipelines.sources.base import Source, register_reader
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -23,7 +23,7 @@ def _subdirs(path):
     return sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
 
 
-def _scan_classes(root, class_names=None):
+def _scan_classes(root, class_names=None, confine=None):
     classes = _subdirs(root)
     if not classes:
         files = [f for f in os.listdir(root) if images.is_image_file(f)]
@@ -32,18 +32,22 @@ def _scan_classes(root, class_names=None):
     items = []
     for name in classes:
         files = images.list_images(os.path.join(root, name))
+        if confine is not None:  # symlinked class folders / images leaving the dataset (issue 23)
+            files = [confine.listed(f) for f in files]
         if not files:
             raise ValueError(f"Class folder {os.path.join(root, name)!r} is empty (no image files).")
         items.append((name, files))
     return items
 
 
-def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, **_):
+def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, follow_symlinks=False, **_):
     root = os.fspath(root)
+    confine = paths.Confine(root, follow_symlinks)
     split_dirs = {SPLIT_DIRS[d]: os.path.join(root, d) for d in _subdirs(root) if d.lower() in SPLIT_DIRS}
     if split_dirs and "train" not in split_dirs:
         raise ValueError(f"Image folder {root!r} has {sorted(split_dirs)} split folders but no train/ folder.")
-    scanned = {s: _scan_classes(p) for s, p in split_dirs.items()} if split_dirs else {"train": _scan_classes(root)}
+    scanned = ({s: _scan_classes(p, confine=confine) for s, p in split_dirs.items()} if split_dirs
+               else {"train": _scan_classes(root, confine=confine)})
     class_names = sorted({name for items in scanned.values() for name, _ in items})
     index = {n: i for i, n in enumerate(class_names)}
 
