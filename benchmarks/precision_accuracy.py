@@ -1,7 +1,7 @@
 """Benchmark: does mixed_bfloat16 cost accuracy? The `zoo demo` recipe in both precisions over several seeds.
 
 Each run is its own process: `zoo demo`'s model, data and settings (resnet20 on the built-in
-`shapes/classification`, see `zoo.training.cli.DEMO_*`), one seed, one precision. The report gives
+`shapes/classification`, see `zoo.cli.train.DEMO_*`), one seed, one precision. The report gives
 each run's dev and test accuracy, the per-seed difference (bf16 - float32, same seed, same data order)
 and the mean difference with its standard error, so a gap can be told from seed-to-seed noise.
 
@@ -26,7 +26,7 @@ PRECISIONS = ("mixed_bfloat16", "float32")
 def one_run(seed, precision, out):
     """Trains the demo recipe once; prints its metrics as one JSON line."""
     from zoo.training import loop
-    from zoo.training.cli import DEMO_DATA, DEMO_KWARGS, DEMO_MODEL, DEMO_SETTINGS
+    from zoo.cli.train import DEMO_DATA, DEMO_KWARGS, DEMO_MODEL, DEMO_SETTINGS
 
     cpu = time.process_time()
     result = loop.train(DEMO_MODEL, DEMO_DATA, out=out, model_kwargs=DEMO_KWARGS, seed=seed,

@@ -1,11 +1,11 @@
-"""zoo.detection: IoU, anchors, target encoding/decoding, loss, NMS and mAP on hand-made cases."""
+"""zoo.tasks.detection: IoU, anchors, target encoding/decoding, loss, NMS and mAP on hand-made cases."""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import keras
 
-from zoo import detection as det
+from zoo.tasks import detection as det
 
 ANCHORS_TALL_WIDE = [(0.4, 0.1), (0.1, 0.4)]
 

@@ -7,8 +7,8 @@ import tensorflow_datasets as tfds
 import keras
 
 import zoo
-from zoo import detection as det
-from zoo.detection import task as dt
+from zoo.tasks import detection as det
+from zoo.tasks.detection import task as dt
 from zoo.models.yolo import YOLO_RECIPE, head_of
 from zoo.tasks import get_task
 

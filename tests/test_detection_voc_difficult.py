@@ -5,8 +5,8 @@ import pytest
 
 import pipelines
 import zoo
-import zoo.detection as det
-from zoo.detection import task as dt
+import zoo.tasks.detection as det
+from zoo.tasks.detection import task as dt
 from zoo.models.yolo import YOLO_RECIPE
 
 from test_labelled_formats import expected, make_voc

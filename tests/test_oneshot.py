@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 import zoo
-from zoo.oneshot import (
+from zoo.tasks.embedding import (
     ContrastiveLoss,
     Gallery,
     TripletLoss,
@@ -24,7 +24,7 @@ from zoo.oneshot import (
     verification_accuracy,
     verify,
 )
-from zoo.oneshot import task as embedding_task
+from zoo.tasks.embedding import task as embedding_task
 from zoo.recipes import Recipe
 
 # Four 1-D embeddings, two identities. Squared distances:

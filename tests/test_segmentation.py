@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 import zoo
-from zoo import segmentation as seg
+from zoo.tasks import segmentation as seg
 
 
 def small_unet(**kw):
@@ -256,7 +256,7 @@ def test_evaluate_dataset_scores_every_batch():
 def test_mask_report_png(tmp_path):
     import matplotlib.image
 
-    from zoo.segmentation import report
+    from zoo.tasks.segmentation import report
 
     colored = report.colorize(np.array([[0, 1], [255, 9]]), 3)
     np.testing.assert_allclose(colored[0, 0], [0, 0, 0])

@@ -8,7 +8,7 @@ import tensorflow_datasets as tfds
 
 import pipelines
 import zoo
-from zoo.segmentation import sources
+from zoo.tasks.segmentation import sources
 from zoo.tasks import get_task
 
 # An 8x8 Oxford-IIIT Pet trimap (1 = pet, 2 = background, 3 = border) with two values that are not trimap labels.

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo import finetune as ft
+from zoo.transfer import finetune as ft
 from zoo import transfer
 from zoo.cli import main
 

@@ -44,7 +44,6 @@ BACKEND = _import_backend_quietly()
 
 from zoo.recipes import Recipe  # noqa: E402
 from zoo.registry import (  # noqa: E402
-    TASKS,
     create_model,
     get_spec,
     list_models,
@@ -52,13 +51,16 @@ from zoo.registry import (  # noqa: E402
     register_model,
 )
 from zoo import models  # noqa: E402,F401  (registers every family)
+from zoo import tasks  # noqa: E402,F401  (registers every task's hooks)
 from zoo import transfer  # noqa: E402,F401  (freeze/unfreeze, new heads; registers zoo>Layerwise* optimizers)
+
+TASKS = tasks.names()
 
 if BACKEND == "tensorflow":
     from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
     from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
 
-__version__ = "0.1.0"
+from zoo.version import __version__  # noqa: E402,F401
 
 
 def __getattr__(name):

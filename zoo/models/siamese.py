@@ -1,7 +1,7 @@
 """Siamese embedding network for one-shot learning: image -> L2-normalised embedding f(x).
 
 Two images are compared through the same network, `d(a, b) = ||f(a) - f(b)||^2`, trained with the triplet
-loss (`zoo.oneshot`). `view="embedding"` (the default, what the registry and `zoo train` use) is the one-branch
+loss (`zoo.tasks.embedding`). `view="embedding"` (the default, what the registry and `zoo train` use) is the one-branch
 embedding network; `view="pair"` is the two-branch verification model sharing it.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import keras
 
-import zoo.oneshot  # noqa: F401  (registers the `embedding` task)
 from zoo import contract
 from zoo.models import layers
 from zoo.recipes import Recipe

@@ -21,7 +21,6 @@ from zoo import contract
 from zoo.models import layers
 from zoo.recipes import Recipe
 from zoo.registry import register_model
-from zoo import segmentation  # noqa: F401  (registers the segmentation task)
 
 # Trained on the built-in shapes/segmentation data (64x64, 7 classes): Adam with warmup + cosine decay, horizontal
 # flips applied to image and mask together by the pipeline, and Dice + cross-entropy so that small shapes count as

@@ -2,7 +2,7 @@
 
 Each cell predicts, for each of B anchors, `[p_c, b_x, b_y, b_h, b_w, c_1..c_K]`, so the
 output is `(S, S, B, 5 + K)` raw logits (3x3 cells, one anchor, 3 classes: 3x3x8 once
-the anchor axis is flattened). `zoo.detection` encodes targets in the same layout,
+the anchor axis is flattened). `zoo.tasks.detection` encodes targets in the same layout,
 decodes outputs to boxes and runs score filtering and NMS.
 """
 
@@ -14,11 +14,10 @@ import keras
 
 from zoo import contract
 from zoo.models import layers
-from zoo import detection  # noqa: F401  (registers the detection Task)
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
-# k-means (1 - IoU, k=3) on the shapes/detection training boxes: `zoo.detection.kmeans_anchors`.
+# k-means (1 - IoU, k=3) on the shapes/detection training boxes: `zoo.tasks.detection.kmeans_anchors`.
 DEFAULT_ANCHORS = ((0.22, 0.22), (0.31, 0.31), (0.41, 0.42))
 LEVEL_OF_STRIDE = {4: "C2", 8: "C3", 16: "C4", 32: "C5"}
 
@@ -161,7 +160,7 @@ def yolo(
         pooling: None, "avg" or "max" (with `include_top=False`).
         classes: Number of object classes `K`. Defaults to 6 (the built-in shapes/detection).
         classifier_activation: Must be None: the output is raw logits that
-            `zoo.detection.decode` turns into probabilities and boxes.
+            `zoo.tasks.detection.decode` turns into probabilities and boxes.
         name: Model name.
         backbone: "tiny" (a small conv net that trains on a CPU), or a zoo
             backbone with feature levels (`zoo.models.backbones.FEATURE_LAYERS`:
@@ -169,7 +168,7 @@ def yolo(
         grid_size: `S`. Defaults to input size / 8. With "tiny", input size / S
             must be a power of two.
         anchors: `[B, 2]` anchor `(h, w)` as fractions of the image, e.g. from
-            `zoo.detection.kmeans_anchors`. Defaults to three anchors fitted to
+            `zoo.tasks.detection.kmeans_anchors`. Defaults to three anchors fitted to
             the built-in shapes/detection boxes.
         width: Filters of the first "tiny" stage (doubling per stage). Defaults to 24.
         backbone_weights: Weights of a named backbone (None, or what
@@ -180,7 +179,7 @@ def yolo(
     )
     if classifier_activation not in (None, "linear"):
         raise ValueError(
-            "`classifier_activation` must be None for YOLO (raw logits, decoded by zoo.detection.decode). "
+            "`classifier_activation` must be None for YOLO (raw logits, decoded by zoo.tasks.detection.decode). "
             f"Received: classifier_activation={classifier_activation!r}"
         )
     from zoo.models.backbones import FEATURE_LAYERS  # noqa: PLC0415

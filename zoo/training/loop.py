@@ -14,8 +14,10 @@ from typing import Any
 
 import callbacks as cb
 from zoo.recipes import Recipe
-from zoo.training import augment as aug
-from zoo.training import optim, policy, reports, rundir
+from zoo.version import __version__
+from pipelines.augment import recipe as aug
+from callbacks import reports
+from zoo.training import optim, policy, rundir
 
 RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
 
@@ -84,7 +86,7 @@ def _inspect(data, task_name, input_shape, **kw):
     F gray pixels (non-image sequences must match it). No input shape: the source's own size and channels.
     """
     import pipelines
-    from zoo.training import tasks as _builtin
+    from zoo.tasks import classification as _builtin
 
     shape = tuple(input_shape) if input_shape is not None else ()
     image_size = channels = None
@@ -165,9 +167,9 @@ def train(
 
     import keras
     import pipelines
-    import zoo
-    from zoo import tasks as tasks_lib
-    from zoo.training import tasks as _builtin  # noqa: F401  (registers classification / sequence)
+    from zoo import registry
+    from zoo.tasks import base as tasks_lib
+    from zoo.tasks import classification as _builtin  # noqa: F401  (registers classification / sequence)
 
     task_name = overrides.pop("task", None)
     for key in sorted(set(overrides) - RECIPE_FIELDS):
@@ -195,7 +197,7 @@ def train(
     if data is None:
         raise ValueError("No data source given; pass --data SOURCE.")
     if isinstance(model, str):
-        spec = zoo.get_spec(model)
+        spec = registry.get_spec(model)
         name, task_name = spec.name, spec.task
         if not resume:
             base = spec.recipe or Recipe()
@@ -302,7 +304,7 @@ def train(
         "steps_per_epoch": steps_per_epoch,
         "strict": strict,
         "strategy": strategy,
-        "zoo_version": zoo.__version__,
+        "zoo_version": __version__,
     }
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
 
@@ -396,17 +398,8 @@ def train(
 
 def load_run(run_dir):
     """`(model, config)` of a run directory (the model loads with `safe_mode=True`, uncompiled)."""
-    import keras
-
-    import zoo  # noqa: F401  (registers the zoo's layers before loading)
-    from zoo.training import tasks as _builtin  # noqa: F401
-
-    run_dir = os.fspath(run_dir)
-    path = os.path.join(run_dir, rundir.MODEL)
-    config_path = os.path.join(run_dir, rundir.CONFIG)
-    if not (os.path.isfile(path) and os.path.isfile(config_path)):
-        raise ValueError(f"{run_dir!r} is not a finished run directory: it needs {rundir.MODEL} and {rundir.CONFIG}.")
-    return keras.saving.load_model(path, compile=False, safe_mode=True), rundir.read_json(config_path)
+    run = rundir.RunDir(run_dir)
+    return run.load_model(), run.config
 
 
 def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
@@ -423,8 +416,8 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     """
     import keras
     import pipelines
-    from zoo import tasks as tasks_lib
-    from zoo.training import tasks as _builtin  # noqa: F401
+    from zoo.tasks import base as tasks_lib
+    from zoo.tasks import classification as _builtin  # noqa: F401
 
     config = {}
     if isinstance(run_or_model, keras.Model):
@@ -432,9 +425,7 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     elif os.path.isdir(os.fspath(run_or_model)):
         model, config = load_run(run_or_model)
     elif os.fspath(run_or_model).endswith(".keras") and os.path.isfile(os.fspath(run_or_model)):
-        import zoo  # noqa: F401
-
-        model = keras.saving.load_model(os.fspath(run_or_model), compile=False, safe_mode=True)
+        model = rundir.load_keras(run_or_model)
     else:
         raise ValueError(f"{os.fspath(run_or_model)!r} is neither a run directory nor a .keras file.")
     data = data if data is not None else config.get("source")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import keras
 
 from callbacks import schedules
+from zoo.training import layerwise
 
 WEIGHT_SUFFIXES = ("kernel", "embeddings")
 
@@ -30,9 +31,7 @@ def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None):
     optimizer = _base_optimizer(recipe, learning_rate(recipe, steps_per_epoch, epochs))
     multipliers = recipe.extra.get("lr_multipliers")
     if multipliers:
-        from zoo import transfer
-
-        optimizer = transfer.discriminative_optimizer(optimizer, multipliers)
+        optimizer = layerwise.discriminative_optimizer(optimizer, multipliers)
     return optimizer
 
 

@@ -1,8 +1,9 @@
-"""The run directory: refuse to overwrite, resume, write files atomically."""
+"""The run directory: refuse to overwrite, resume, write files atomically, and read a run back (`RunDir`)."""
 
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 
@@ -47,8 +48,11 @@ def write_json(path, obj) -> None:
 
 
 def read_json(path) -> dict:
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from None
 
 
 def _jsonable(value):
@@ -57,3 +61,81 @@ def _jsonable(value):
     if isinstance(value, (set, tuple)):
         return list(value)
     return str(value)
+
+
+def load_keras(path):
+    """A `.keras` file with every zoo layer, loss and optimizer registered; `safe_mode=True`, uncompiled.
+
+    Raises:
+        ValueError: one line naming the file when it is missing or cannot be loaded.
+    """
+    import keras
+
+    import zoo.models  # noqa: F401  (registers the zoo's layers)
+    import zoo.tasks  # noqa: F401  (registers the tasks' losses and layers)
+    import zoo.training.layerwise  # noqa: F401  (registers the zoo>Layerwise* optimizers)
+
+    path = os.fspath(path)
+    if not os.path.isfile(path):
+        raise ValueError(f"Model file {path!r} does not exist.")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"Cannot load Keras model {path!r}: {first}") from None
+
+
+class RunDir:
+    """A finished run directory read back: its paths, config, metrics and model.
+
+        >>> run = RunDir("runs/lenet5-...")
+        >>> run.config["model"], run.task, run.metrics.get("test", {})
+        >>> model = run.load_model()
+    """
+
+    def __init__(self, path):
+        self.path = os.fspath(path)
+        if not self.is_run(self.path):
+            raise ValueError(
+                f"{self.path!r} is not a run directory: it needs {MODEL} and {CONFIG} "
+                "(pass a run directory, a .keras file or a keras.Model)."
+            )
+
+    @staticmethod
+    def is_run(path) -> bool:
+        path = os.fspath(path)
+        return os.path.isfile(os.path.join(path, MODEL)) and os.path.isfile(os.path.join(path, CONFIG))
+
+    def file(self, name) -> str:
+        return os.path.join(self.path, name)
+
+    @functools.cached_property
+    def config(self) -> dict:
+        config = read_json(self.file(CONFIG))
+        if not isinstance(config, dict):
+            raise ValueError(f"{self.file(CONFIG)!r} must hold a JSON object. Received: {type(config).__name__}")
+        return config
+
+    @functools.cached_property
+    def metrics(self) -> dict | None:
+        return read_json(self.file(METRICS)) if os.path.isfile(self.file(METRICS)) else None
+
+    @property
+    def data(self) -> dict:
+        """The DataSpec the run trained on (as recorded in config.json)."""
+        return self.config.get("data") or {}
+
+    @property
+    def model_name(self) -> str | None:
+        return self.config.get("model")
+
+    @property
+    def task(self) -> str | None:
+        return self.config.get("task")
+
+    @property
+    def source(self):
+        return self.config.get("source")
+
+    def load_model(self):
+        return load_keras(self.file(MODEL))

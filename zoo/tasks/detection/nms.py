@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.detection.boxes import iou
-from zoo.detection.encoding import decode, grid_to_boxes
+from zoo.tasks.detection.boxes import iou
+from zoo.tasks.detection.encoding import decode, grid_to_boxes
 
 
 def filter_scores(boxes, scores, score_threshold):

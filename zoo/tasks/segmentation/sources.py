@@ -72,7 +72,7 @@ def tfds_source(source: str) -> TFDSSegmentation:
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"No segmentation mapping for TFDS dataset {name!r}.{hint} Known: {', '.join(sorted(TFDS_SOURCES))}; "
-            "add one with zoo.segmentation.sources.register_tfds_source(name, TFDSSegmentation(...))."
+            "add one with zoo.tasks.segmentation.sources.register_tfds_source(name, TFDSSegmentation(...))."
         )
     return TFDS_SOURCES[name]
 

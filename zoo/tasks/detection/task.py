@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 
-from zoo.detection.draw import draw_detections
-from zoo.detection.encoding import encode, grid_to_boxes
-from zoo.detection.loss import YoloLoss
-from zoo.detection.metrics import mean_average_precision
-from zoo.detection.nms import batched_nms
-from zoo.tasks import Task, register_task
+from zoo.tasks.detection.draw import draw_detections
+from zoo.tasks.detection.encoding import encode, grid_to_boxes
+from zoo.tasks.detection.loss import YoloLoss
+from zoo.tasks.detection.metrics import mean_average_precision
+from zoo.tasks.detection.nms import batched_nms
+from zoo.tasks.base import Task, register_task
 
 # score_threshold: evaluation (low, to trace the whole precision-recall curve);
 # serving_score_threshold: the exported signature and the report.

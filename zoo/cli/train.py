@@ -8,6 +8,7 @@ import json
 import os
 import sys
 
+from zoo.cli.errors import one_line_errors, run_guarded
 from zoo.recipes import OPTIMIZERS
 from zoo.training import policy
 
@@ -19,17 +20,6 @@ DEMO_DATA = "shapes/classification"
 DEMO_SETTINGS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 2e-3, "weight_decay": 0.0,
                  "lr_schedule": "cosine", "augment": ("flip",), "normalization": "scale"}
 DEMO_KWARGS = {"input_shape": (32, 32, 3)}
-
-
-def _one_line_errors(parser):
-    """argparse errors as one line (`zoo train: error: ...`), exit 2, no usage dump."""
-
-    def error(message):
-        print(f"{parser.prog}: error: {message}", file=sys.stderr)
-        sys.exit(2)
-
-    parser.error = error
-    return parser
 
 
 def _parse_value(text):
@@ -67,32 +57,12 @@ def _overrides(args) -> dict:
     return out
 
 
-def _run_guarded(fn):
-    """Runs `fn`, turning training failures into one line and a non-zero exit."""
-    import callbacks
-    from zoo.cli import CLIError
-
-    try:
-        return fn()
-    except callbacks.TrainingDiverged as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
-        return 3
-    except (TypeError, OSError) as exc:
-        raise CLIError(str(exc).splitlines()[0] if str(exc) else type(exc).__name__) from None
-    except Exception as exc:
-        import tensorflow as tf
-
-        if isinstance(exc, tf.errors.OpError):
-            raise CLIError(f"{type(exc).__name__}: {(exc.message or '').splitlines()[0]}") from None
-        raise
-
-
 def _cmd_train(args):
     from zoo.training import loop
 
     overrides = _overrides(args)
     model_kwargs = parse_sets(args.model_arg)
-    return _run_guarded(lambda: loop.train(
+    return run_guarded(lambda: loop.train(
         args.model, args.data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
         seed=args.seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy, **overrides,
     ) and 0)
@@ -111,7 +81,7 @@ def _cmd_evaluate(args):
                     print(f"{key}: {value:.4f}" if isinstance(value, float) else f"{key}: {value}")
         return 0
 
-    return _run_guarded(run)
+    return run_guarded(run)
 
 
 def _cmd_demo(args):
@@ -146,7 +116,7 @@ def _cmd_demo(args):
             print(f"zoo demo: exported {exported} (TF Serving layout)")
         return 0
 
-    return _run_guarded(run)
+    return run_guarded(run)
 
 
 def _add_train_options(p):
@@ -178,7 +148,7 @@ def _add_train_options(p):
 
 
 def add_parser(subparsers) -> None:
-    p = _one_line_errors(subparsers.add_parser(
+    p = one_line_errors(subparsers.add_parser(
         "train", help="train a model on a data source into a run directory",
         description="Train MODEL on SOURCE with its recipe's defaults; options override them.",
     ))
@@ -187,7 +157,7 @@ def add_parser(subparsers) -> None:
     _add_train_options(p)
     p.set_defaults(func=_cmd_train)
 
-    p = _one_line_errors(subparsers.add_parser("evaluate", help="evaluate a run (or .keras file) on a split"))
+    p = one_line_errors(subparsers.add_parser("evaluate", help="evaluate a run (or .keras file) on a split"))
     p.add_argument("run", metavar="RUN_OR_MODEL")
     p.add_argument("--data", help="source (default: the run's own)")
     p.add_argument("--split", default="test", choices=("train", "val", "test"))
@@ -195,7 +165,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)
 
-    p = _one_line_errors(subparsers.add_parser(
+    p = one_line_errors(subparsers.add_parser(
         "demo", help="train, evaluate and export a small model on the built-in shapes data (a few minutes)",
     ))
     p.add_argument("--out", help="run directory (default runs/demo)")

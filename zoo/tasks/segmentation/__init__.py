@@ -4,7 +4,7 @@ Masks are int32 class ids `[B, H, W]`; 255 marks pixels that are not scored. Imp
 the segmentation task hooks that `zoo.train` uses.
 """
 
-from zoo.segmentation.losses import (  # noqa: F401
+from zoo.tasks.segmentation.losses import (  # noqa: F401
     DiceCrossEntropy,
     DiceLoss,
     MaskedCrossEntropy,
@@ -12,7 +12,7 @@ from zoo.segmentation.losses import (  # noqa: F401
     class_weights,
     get_loss,
 )
-from zoo.segmentation.metrics import (  # noqa: F401
+from zoo.tasks.segmentation.metrics import (  # noqa: F401
     PixelAccuracy,
     confusion_matrix,
     evaluate_dataset,
@@ -20,6 +20,6 @@ from zoo.segmentation.metrics import (  # noqa: F401
     per_class_iou,
     pixel_accuracy,
 )
-from zoo.segmentation.report import mask_report  # noqa: F401
-from zoo.segmentation.sources import TFDS_SOURCES, TFDSSegmentation, load_tfds  # noqa: F401
-from zoo.segmentation import task  # noqa: F401  (registers the task)
+from zoo.tasks.segmentation.report import mask_report  # noqa: F401
+from zoo.tasks.segmentation.sources import TFDS_SOURCES, TFDSSegmentation, load_tfds  # noqa: F401
+from zoo.tasks.segmentation import task  # noqa: F401  (registers the task)

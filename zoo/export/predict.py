@@ -140,7 +140,7 @@ def format_text(result):
     return f"{result['image']}: " + "; ".join(parts)
 
 
-def _cmd_predict(args):
+def cmd_predict(args):
     if args.top_k < 1:
         raise ValueError(f"--top-k must be >= 1. Received: {args.top_k}")
     predictor = Predictor(args.model, top_k=args.top_k)
@@ -150,25 +150,21 @@ def _cmd_predict(args):
     return 0
 
 
-def _add_arguments(p):
+def add_arguments(p):
     p.add_argument("model", metavar="SAVED_MODEL_OR_RUN",
                    help="an export version folder, a model base folder (highest version) or a run directory")
     p.add_argument("images", nargs="+", metavar="IMAGE", help="JPEG/PNG/BMP/GIF files")
     p.add_argument("--json", action="store_true", help="one JSON object per image")
     p.add_argument("--top-k", type=int, default=3, help="classes to show per image (default 3)")
-    p.set_defaults(func=_cmd_predict)
-
-
-def add_parser(subparsers):
-    _add_arguments(subparsers.add_parser("predict", help="run an exported model on image files"))
+    p.set_defaults(func=cmd_predict)
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(prog="predict.py", description=__doc__.splitlines()[0])
-    _add_arguments(parser)
+    add_arguments(parser)
     args = parser.parse_args(argv)
     try:
-        return _cmd_predict(args)
+        return cmd_predict(args)
     except ValueError as exc:
         print(f"predict: error: {exc}", file=sys.stderr)
         return 2

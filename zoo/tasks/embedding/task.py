@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import os
 
-from zoo.oneshot import evaluation, losses, sampler
-from zoo.tasks import Task, register_task
+from zoo.tasks.embedding import evaluation, losses, sampler
+from zoo.tasks.base import Task, register_task
 
 # Sources whose train/val/test splits already hold disjoint identities.
 IDENTITY_SPLIT_SOURCES = ("shapes/glyphs",)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zoo.detection.boxes import shape_iou
+from zoo.tasks.detection.boxes import shape_iou
 
 
 def kmeans_anchors(sizes, k, *, iterations=100, seed=0):

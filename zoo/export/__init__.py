@@ -163,7 +163,7 @@ def export(
 
 def _resolve(model_or_run, preprocessing, class_names, task, image_shape, metrics):
     """The Keras model, its ExportSpec and metrics from a run, a .keras file or a model."""
-    import zoo  # registers every custom layer before a .keras file is loaded
+    from zoo.training import rundir
 
     config, run_metrics = {}, None
     if isinstance(model_or_run, keras.Model):
@@ -171,24 +171,12 @@ def _resolve(model_or_run, preprocessing, class_names, task, image_shape, metric
     elif isinstance(model_or_run, (str, os.PathLike)):
         path = os.fspath(model_or_run)
         if os.path.isdir(path):
-            keras_file = os.path.join(path, "model.keras")
-            config_file = os.path.join(path, "config.json")
-            if not (os.path.isfile(keras_file) and os.path.isfile(config_file)):
-                raise ValueError(
-                    f"{path!r} is not a run directory: it needs model.keras and config.json "
-                    "(pass a run directory, a .keras file or a keras.Model)."
-                )
-            with open(config_file) as f:
-                config = json.load(f)
-            metrics_file = os.path.join(path, "metrics.json")
-            if os.path.isfile(metrics_file):
-                with open(metrics_file) as f:
-                    run_metrics = json.load(f)
+            run = rundir.RunDir(path)
+            config, run_metrics, model = run.config, run.metrics, run.load_model()
         elif path.endswith(".keras") and os.path.isfile(path):
-            keras_file = path
+            model = rundir.load_keras(path)
         else:
             raise ValueError(f"{path!r} is neither a run directory nor a .keras file.")
-        model = keras.saving.load_model(keras_file, compile=False, safe_mode=True)
     else:
         raise ValueError(
             f"`model_or_run` must be a keras.Model, a run directory or a .keras file. "
@@ -199,8 +187,10 @@ def _resolve(model_or_run, preprocessing, class_names, task, image_shape, metric
 
     data = config.get("data") or {}
     task = task or config.get("task") or _registry_task(model.name) or "classification"
-    if task not in zoo.TASKS:
-        raise ValueError(f"Unknown task {task!r}; allowed: {', '.join(zoo.TASKS)}.")
+    from zoo import tasks
+
+    if task not in tasks.names():
+        raise ValueError(f"Unknown task {task!r}; allowed: {', '.join(tasks.names())}.")
     input_kind, shape = _input_layout(model, image_shape or data.get("image_shape"))
     pre = preprocessing if preprocessing is not None else data.get("normalization")
     norm = _normalization(pre, channels=shape[-1], image=input_kind != "features")
@@ -596,37 +586,6 @@ def _add_outputs_to_info(path, outputs):
     info["outputs"] = outputs
     with open(info_file, "w") as f:
         json.dump(info, f, indent=2, default=str)
-
-
-# ----------------------------------------------------------------------------- CLI
-
-
-def _cmd_export(args):
-    out = args.out
-    if out is None:
-        name = None
-        config_file = os.path.join(args.run, "config.json")
-        if os.path.isfile(config_file):
-            with open(config_file) as f:
-                name = json.load(f).get("model")
-        out = os.path.join("saved_models", name or os.path.basename(os.path.normpath(args.run)).removesuffix(".keras"))
-    preprocessing = args.preprocessing
-    if preprocessing is not None and preprocessing.lstrip().startswith("{"):
-        preprocessing = json.loads(preprocessing)
-    class_names = args.class_names.split(",") if args.class_names else None
-    export(args.run, out, args.version, preprocessing=preprocessing, class_names=class_names)
-    return 0
-
-
-def add_parser(subparsers):
-    p = subparsers.add_parser("export", help="export a run as a TF Serving SavedModel (BASE/<version>/)")
-    p.add_argument("run", metavar="RUN", help="a run directory (or a .keras file with --preprocessing)")
-    p.add_argument("--out", help="model base folder; defaults to saved_models/<model name>")
-    p.add_argument("--version", type=int, help="version number; defaults to the next free one")
-    p.add_argument("--preprocessing", help="for a .keras file: scale, none, or a JSON dict "
-                   '{"kind": "standardize", "mean": [...], "std": [...]}')
-    p.add_argument("--class-names", help="for a .keras file: comma-separated label names")
-    p.set_defaults(func=_cmd_export)
 
 
 class _CallableModule(types.ModuleType):

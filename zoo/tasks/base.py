@@ -1,8 +1,8 @@
-"""Task hooks: what training, evaluation, reports and export do differently per task.
+"""The `Task` protocol: what training, evaluation, reports and export do differently per task.
 
-`zoo.train` never special-cases a model family. It looks up the model's task
-(`classification`, `detection`, `segmentation`, `embedding`, `sequence`) here and
-calls the hooks. Each task's module registers its `Task` with `register_task`.
+`zoo.train` never special-cases a model family. It looks up the model's task here and
+calls the hooks. Each task package registers its `Task` with `register_task`; the one
+list of tasks is the import list in `zoo/tasks/__init__.py`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ class Task:
     """Per-task behaviour. Every hook is optional except `loss`.
 
     Attributes:
-        name: The task name (one of `zoo.registry.TASKS`).
+        name: The task name (what `register_model(task=...)` names).
         loss: `(model, recipe, data_spec) -> keras loss` used in `compile`.
         metrics: `(model, recipe, data_spec) -> list` of Keras metrics for `compile`.
         make_dataset: `(source, split, recipe, data_spec, training, **kw) -> tf.data.Dataset`
@@ -44,6 +44,11 @@ _TASKS: dict[str, Task] = {}
 def register_task(task: Task) -> Task:
     _TASKS[task.name] = task
     return task
+
+
+def names() -> tuple:
+    """Every registered task's name, in registration order."""
+    return tuple(_TASKS)
 
 
 def get_task(name: str) -> Task:

@@ -2,7 +2,7 @@
 
 Both take `y_true` = integer identity labels `[B]` and `y_pred` = embeddings `[B, D]`, and form every
 anchor/positive/negative (or pair) inside the batch, so a P x K identity-balanced batch
-(`zoo.oneshot.sampler.pk_batches`) is all they need. They return one scalar per batch; `sample_weight`
+(`zoo.tasks.embedding.sampler.pk_batches`) is all they need. They return one scalar per batch; `sample_weight`
 is not supported.
 """
 

@@ -1,6 +1,6 @@
 """`zoo finetune`: a pretrained backbone, a new head, and two phases of `zoo.train`.
 
-    >>> from zoo.finetune import finetune
+    >>> from zoo.transfer.finetune import finetune
     >>> run = finetune("runs/pretrained", "my_images/", out="runs/ft")          # a zoo run directory
     >>> run = finetune("keras:MobileNetV2", "my_images/", out="runs/ft2", image_size=96)
 
@@ -24,7 +24,8 @@ import shutil
 import keras
 
 from zoo import transfer
-from zoo.training import loop, reports, rundir
+from callbacks import reports
+from zoo.training import loop, rundir
 
 PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
@@ -299,63 +300,3 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
           f"curves {os.path.join(run_dir, 'curves.png')}", flush=True)
     return loop.Run(run_dir=run_dir, model=run.model if run is not None else loop.load_run(run_dir)[0],
                     config=final, history=rows, metrics=metrics)
-
-
-# ------------------------------------------------------------------------------------------------ CLI
-
-def _cmd_finetune(args):
-    from zoo.training.cli import _run_guarded
-
-    options = {k: v for k, v in vars(args).items() if k in DEFAULTS and v is not None}
-    if "augment" in options:
-        options["augment"] = tuple(a for a in options["augment"].replace("+", ",").split(",") if a and a != "none")
-    if options.get("weights") in ("none", "None"):
-        options["weights"] = None
-    if "lr_decay" in options and options["lr_decay"] in (0, 1):
-        options["lr_decay"] = None
-    return _run_guarded(lambda: finetune(args.backbone, args.data, out=args.out, resume=args.resume,
-                                         **({} if args.resume else options)) and 0)
-
-
-def add_parser(subparsers) -> None:
-    from zoo.training import policy
-    from zoo.training.cli import _one_line_errors
-
-    p = _one_line_errors(subparsers.add_parser(
-        "finetune", help="fine-tune a pretrained backbone (run dir, .keras, keras:NAME, zoo model) on new data",
-        description="Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the top of the backbone "
-                    "and fine-tunes at a lower learning rate with early stopping.",
-    ))
-    p.add_argument("backbone", help="a zoo run directory, a .keras file, keras:MobileNetV2-style name, or zoo model")
-    p.add_argument("--data", help="source: an image folder, a .npz file, tfds:NAME or shapes/<config>")
-    p.add_argument("--out", help="run directory (default runs/BACKBONE-finetune-TIMESTAMP)")
-    p.add_argument("--resume", action="store_true", help="continue the interrupted fine-tuning run in --out")
-    p.add_argument("--weights", help="for keras:/zoo names: imagenet (Keras' cache), none, or a weights file")
-    p.add_argument("--image-size", dest="image_size", type=int, help="backbone input size for keras:/zoo names")
-    p.add_argument("--preprocess", choices=transfer.PREPROCESS_MODES, help="override the backbone's input mapping")
-    p.add_argument("--feature-layer", dest="feature_layer", help="layer whose output feeds the new head")
-    p.add_argument("--dropout", type=float, help=f"dropout before the new classifier ({DEFAULTS['dropout']})")
-    p.add_argument("--head-epochs", dest="head_epochs", type=int, help=f"phase 1 epochs ({DEFAULTS['head_epochs']})")
-    p.add_argument("--head-lr", dest="head_lr", type=float, help=f"phase 1 learning rate ({DEFAULTS['head_lr']})")
-    p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int,
-                   help=f"phase 2 epochs, 0 for head only ({DEFAULTS['finetune_epochs']})")
-    p.add_argument("--finetune-lr", dest="finetune_lr", type=float,
-                   help=f"phase 2 learning rate ({DEFAULTS['finetune_lr']})")
-    p.add_argument("--unfreeze", help="phase 2: 'all', a share like 30%% (default), a backbone layer index like "
-                                      "120, or names/globs/blocks like 'conv5_*,block_13'")
-    p.add_argument("--train-bn", dest="train_bn", action="store_true", default=None,
-                   help="also train BatchNormalization in phase 2 (default: frozen, inference mode)")
-    p.add_argument("--lr-decay", dest="lr_decay", type=float,
-                   help="phase 2 layer-wise rate decay per group towards the input, e.g. 0.5 (default: off)")
-    p.add_argument("--lr-groups", dest="lr_groups", help="groups for --lr-decay: 'blocks' or a number")
-    p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
-                   help=f"phase 2 patience on the dev metric ({DEFAULTS['early_stopping']})")
-    p.add_argument("--optimizer", choices=("sgd", "momentum", "rmsprop", "adam", "adamw"))
-    p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort; 'none' for none")
-    p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--precision", choices=tuple(x for x in policy.PRECISIONS if x != "auto"))
-    p.add_argument("--xla", choices=policy.XLA_CHOICES)
-    p.add_argument("--strict", action="store_true", default=None, help="refuse corrupt data instead of skipping it")
-    p.set_defaults(func=_cmd_finetune)

@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.tasks import Task, register_task
-from zoo.training import reports
+from zoo.tasks.base import Task, register_task
+from callbacks import reports
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -140,7 +140,7 @@ def sequence_dataset(source, split, recipe, data_spec, training, **kw):
     import pipelines
     import tensorflow as tf
 
-    from zoo.training import augment as aug
+    from pipelines.augment import recipe as aug
 
     options = {"split": split, "task": "sequence", "batch_size": recipe.batch_size,
                "augment": aug.split_names(recipe.augment)[0] if training else (), "shuffle": training,

@@ -1,0 +1,41 @@
+"""The `zoo` command. Each verb (group) is one module here with an `add_parser(subparsers)`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from zoo.cli import export, finetune, info, predict, preview, train
+from zoo.cli.errors import CLIError
+
+# One line per verb module: a new verb is a module plus its entry here.
+VERBS = (info, train, export, predict, finetune, preview)
+
+__all__ = ["CLIError", "build_parser", "main"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="zoo", description="A Keras model zoo and training pipeline.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for verb in VERBS:
+        verb.add_parser(sub)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except CLIError as exc:
+        print(f"zoo: error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        msg = exc.args[0] if exc.args else str(exc)
+        print(f"zoo: error: {msg}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("zoo: interrupted", file=sys.stderr)
+        return 130
+
