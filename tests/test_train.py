@@ -246,7 +246,7 @@ def test_evaluation_cache_does_not_keep_models_alive():
     import gc
     import weakref
 
-    from zoo.tasks import classification
+    from zoo.tasks import classification as tasks
 
     model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, activation="softmax")])
     _, _, out = tasks.predict_labels(model, [(np.zeros((4, 3), "float32"), np.zeros(4, "int64"))])
