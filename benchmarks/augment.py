@@ -4,8 +4,8 @@ Workload (issue 4): flip + crop + color + distort, 128x128 -> 112x112, batch 64,
 
 - `pipeline (default)`: `pipelines.build(..., backend="auto")` (picks from `measured.json`).
 - `pipeline tf` / `pipeline albumentations`: each backend forced.
-- `albumentations numpy_function`: the usual recipe, A.Compose per image through `tf.numpy_function`
-  in a parallel map, then batch.
+- `albumentations numpy_function`: the usual hand-written recipe, one A.Compose (built once, the same
+  transforms) called per image through `tf.numpy_function` in a parallel map, then batch.
 - `keras layers per batch`: RandomFlip, RandomCrop, RandomColorJitter, RandomPerspective applied to
   each batch inside `tf.data`.
 
@@ -51,20 +51,18 @@ def pipeline(x, y, backend, names=AUG):
 
 
 def usual_albumentations(x, y, names=AUG):
-    policy = Policy(names=names)
+    """As users write it by hand: one `A.Compose` built once, called per image (unseeded)."""
+    aug = albu.compose(Policy(names=names), (OUT, OUT))
 
-    def one(img, seed):
-        aug = albu._get(policy, (OUT, OUT), False)
-        aug.set_random_seed(int(seed))
+    def one(img):
         return aug(image=img)["image"]
 
-    def fn(img, label, seed):
-        out = tf.numpy_function(one, [img, seed], tf.uint8)
+    def fn(img, label):
+        out = tf.numpy_function(one, [img], tf.uint8)
         return tf.cast(tf.ensure_shape(out, [OUT, OUT, 3]), tf.float32) / 255.0, label
 
     ds = tf.data.Dataset.from_tensor_slices((x, y)).cache().shuffle(len(x)).repeat()
-    ds = tf.data.Dataset.zip(ds, tf.data.Dataset.random(0)).map(lambda ab, s: fn(*ab, s), num_parallel_calls=AUTOTUNE)
-    return ds.batch(BATCH).prefetch(AUTOTUNE)
+    return ds.map(fn, num_parallel_calls=AUTOTUNE).batch(BATCH).prefetch(AUTOTUNE)
 
 
 def keras_layers(x, y):

@@ -3,17 +3,24 @@
 Boxes and masks go through albumentations' own `bboxes` / `mask` parameters
 (nearest-neighbour for masks). Each example gets its own seed from the pipeline
 seed, so a seeded pipeline is reproducible with this backend too.
+
+Composed pipelines are reused from a pool (one per concurrent call), not a
+`threading.local`: tf.data runs `numpy_function` on its own threads, whose Python
+thread state (and so any thread-local) is discarded after every call, which
+rebuilt the `A.Compose` for every image (~0.5 ms, more than the augmentation).
 """
 
 from __future__ import annotations
 
-import threading
+import collections
+import queue
+import random
 
 import numpy as np
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
-_LOCAL = threading.local()
+_POOLS: dict = collections.defaultdict(queue.SimpleQueue)  # (policy, out_hw, with_boxes) -> idle A.Compose
 
 
 def compose(policy, out_hw, with_boxes=False):
@@ -46,14 +53,19 @@ def compose(policy, out_hw, with_boxes=False):
     return A.Compose(ops, bbox_params=bbox)
 
 
-def _get(policy, out_hw, with_boxes):
-    key = (policy, tuple(out_hw), with_boxes)
-    cache = getattr(_LOCAL, "cache", None)
-    if cache is None:
-        cache = _LOCAL.cache = {}
-    if key not in cache:
-        cache[key] = compose(policy, out_hw, with_boxes)
-    return cache[key]
+def _call(policy, out_hw, with_boxes, seed, **data):
+    """Runs a pooled `A.Compose` on `data`, seeded with `seed` (thread-safe)."""
+    pool = _POOLS[(policy, tuple(out_hw), with_boxes)]
+    try:
+        aug = pool.get_nowait()
+    except queue.Empty:
+        aug = compose(policy, out_hw, with_boxes)
+    try:
+        # One generator pair for every transform: 5x cheaper than Compose.set_random_seed.
+        aug.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        return aug(**data)
+    finally:
+        pool.put(aug)
 
 
 def apply(ds, policy, out_hw, task, seed):
@@ -62,8 +74,6 @@ def apply(ds, policy, out_hw, task, seed):
     boxes = task == "detection"
 
     def run(seed, image, *targets):
-        aug = _get(policy, out_hw, boxes)
-        aug.set_random_seed(int(seed) % (2**32))
         squeeze = image.ndim == 3 and image.shape[-1] == 1
         kw = {"image": image[..., 0] if squeeze else image}
         if boxes:
@@ -74,7 +84,7 @@ def apply(ds, policy, out_hw, task, seed):
             kw["classes"] = c
         elif targets:
             kw["mask"] = targets[0]
-        out = aug(**kw)
+        out = _call(policy, out_hw, boxes, int(seed) % (2**32), **kw)
         img = out["image"][..., None] if squeeze else out["image"]
         if boxes:
             bb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)[:, [1, 0, 3, 2]]
