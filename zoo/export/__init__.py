@@ -404,7 +404,7 @@ def _output_fn(spec):
     """The task's `serving_outputs` hook, the built-in classification head, or raw outputs."""
     from zoo import tasks
 
-    hook = getattr(tasks._TASKS.get(spec.task), "serving_outputs", None)
+    hook = getattr(tasks.get_task(spec.task) if spec.task in tasks.names() else None, "serving_outputs", None)
     if hook is not None:
         return hook
     if spec.task in CLASSIFIER_TASKS:
