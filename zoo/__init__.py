@@ -56,6 +56,8 @@ from zoo import transfer  # noqa: E402,F401  (freeze/unfreeze, new heads; regist
 
 TASKS = tasks.names()
 
+__all__ = ["Recipe", "TASKS", "create_model", "get_spec", "list_models", "model_info", "register_model"]
+
 if BACKEND == "tensorflow":
     from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
     from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
