@@ -54,6 +54,8 @@ def _check_recipe(recipe: Recipe) -> None:
         raise ValueError(f"`early_stopping` must be a patience >= 0 or None. Received: early_stopping={es!r}")
     if not 0.0 <= recipe.val_split < 1.0:
         raise ValueError(f"`val_split` must be in [0, 1). Received: val_split={recipe.val_split!r}")
+    if not (isinstance(recipe.train_dev, (int, float)) and 0.0 <= recipe.train_dev < 0.5):
+        raise ValueError(f"`train_dev` must be in [0, 0.5). Received: train_dev={recipe.train_dev!r}")
     cb.schedules.check_name(recipe.lr_schedule)
     names, _ = aug.split_names(recipe.augment)
     if names:
@@ -222,7 +224,8 @@ def train(
     # ---- the data ---------------------------------------------------------------------------------------
     requested = model_kwargs.get("input_shape") if spec is not None else model.input_shape[1:]
     data_spec, image_size, channels = _inspect(data, task_name, requested, normalization=recipe.normalization,
-                                               val_split=recipe.val_split, strict=strict)
+                                               val_split=recipe.val_split, strict=strict,
+                                               train_dev=recipe.train_dev)
     n_train = int(data_spec.splits.get("train") or 0)
     if n_train < 1:
         raise ValueError(f"Source {data!r} has no training examples.")
@@ -274,6 +277,8 @@ def train(
 
     def dataset(split, training):
         kw = {"seed": seed, "strict": strict}
+        if recipe.train_dev:
+            kw["train_dev"] = recipe.train_dev
         if image_size is not None:
             kw["image_size"] = image_size
         if channels is not None:
@@ -351,9 +356,11 @@ def train(
     os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))
     results = {}
     splits = [("train", dataset("train", False))]
+    if data_spec.splits.get("train_dev"):
+        splits.append(("train_dev", dataset("train_dev", False)))
     if has_val:
         splits.append(("val", dataset("val", False)))
-    if has_test:
+    if has_test and not os.environ.get("ZOO_NO_TEST"):  # set by `zoo tune`: trials never look at test
         splits.append(("test", dataset("test", False)))
     for split, ds in splits:
         extra = task.evaluate(net, ds, data_spec, recipe) if task.evaluate else {}
@@ -437,11 +444,14 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     task_name = config.get("task", "classification")
     task = tasks_lib.get_task(task_name)
     data_spec, image_size, channels = _inspect(data, task_name, model.input_shape[1:],
-                                               normalization=recipe.normalization, val_split=recipe.val_split)
-    if split not in ("train", "val", "test") or not data_spec.splits.get(split):
+                                               normalization=recipe.normalization, val_split=recipe.val_split,
+                                               train_dev=recipe.train_dev)
+    if split not in ("train", "train_dev", "val", "test") or not data_spec.splits.get(split):
         have = ", ".join(s for s, n in data_spec.splits.items() if n)
         raise ValueError(f"Source {data!r} has no {split!r} split; it has: {have}.")
     kw = {"seed": int(config.get("seed", 0))}
+    if recipe.train_dev:
+        kw["train_dev"] = recipe.train_dev
     if image_size is not None:
         kw["image_size"] = image_size
     if channels is not None:
