@@ -27,11 +27,25 @@ _SOURCES: dict = {}
 _NORMS: dict = {}
 
 
+def open_data(source, *, task=None, val_split=0.1, strict=False, channels=None, data_dir=None,
+              follow_symlinks=False) -> sources_lib.Source:
+    """Opens `source` once; `build` and `inspect` accept the result in place of the source.
+
+    The keywords mean what they mean to `build`; later calls on the opened source must use the same
+    `val_split`, `strict`, `channels` and `data_dir` (they are fixed at opening).
+    """
+    return _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir,
+                 follow_symlinks=follow_symlinks)
+
+
 def _open(source, *, task, val_split, strict, channels, data_dir, follow_symlinks=False):
     if task is not None and task not in TASKS:
         raise ValueError(f"Unknown task {task!r}; allowed: {', '.join(TASKS)}.")
-    src = sources_lib.open_source(source, val_split=val_split, strict=strict, channels=channels,
-                                  data_dir=data_dir, task=task, follow_symlinks=bool(follow_symlinks))
+    if isinstance(source, sources_lib.Source):  # opened once by the caller (`open_data`)
+        src = source
+    else:
+        src = sources_lib.open_source(source, val_split=val_split, strict=strict, channels=channels,
+                                      data_dir=data_dir, task=task, follow_symlinks=bool(follow_symlinks))
     if task is not None and task != src.task:
         if not (task in _LABEL_TASKS and src.task in _LABEL_TASKS):
             raise ValueError(f"Source {src.name!r} holds {src.task} data; it cannot feed task {task!r}.")
@@ -146,7 +160,33 @@ def _normalization(src, kind, channels, size):
     return norm
 
 
-def _spec(src, size, channels, norm, max_boxes, split_seed=splits_lib.SPLIT_SEED):
+def _read(src, split, train_dev):
+    """`src.read(split)`; with a `train_dev` fraction, "train" loses (and "train_dev" is) a seeded share of it."""
+    name = splits_lib._ALIASES.get(split, split)
+    if name == splits_lib.TRAIN_DEV and not train_dev:
+        raise ValueError(f"Split {split!r} needs a train_dev fraction > 0 (zoo train --train-dev FRACTION).")
+    if not train_dev or name not in ("train", splits_lib.TRAIN_DEV):
+        return src.read(split)
+    keep = tf.constant(splits_lib.train_dev_mask(int(src.splits["train"]), train_dev) == (name != "train"))
+
+    def kept(i, _):
+        return keep[i]
+
+    def example(_, ex):
+        return ex
+
+    return src.read("train").enumerate().filter(kept).map(example)
+
+
+def _split_sizes(src, train_dev):
+    sizes = dict(src.splits)
+    if train_dev and sizes.get("train"):
+        carved = int(splits_lib.train_dev_mask(int(sizes["train"]), train_dev).sum())
+        sizes["train"], sizes[splits_lib.TRAIN_DEV] = sizes["train"] - carved, carved
+    return sizes
+
+
+def _spec(src, size, channels, norm, max_boxes, split_seed=splits_lib.SPLIT_SEED, train_dev=0.0):
     if src.is_image:
         shape = (*size, channels)
         if src.task == "sequence" and channels == 1:
@@ -159,13 +199,14 @@ def _spec(src, size, channels, norm, max_boxes, split_seed=splits_lib.SPLIT_SEED
         extra["ignore_index"] = 255
     return DataSpec(
         task=src.task, num_classes=num, class_names=list(src.class_names), image_shape=tuple(shape),
-        splits=dict(src.splits), normalization=norm, source=src.name,
+        splits=_split_sizes(src, train_dev), normalization=norm, source=src.name,
         max_boxes=max_boxes if src.task == "detection" else None, split_seed=split_seed, extra=extra,
     )
 
 
 def inspect(source, *, task=None, image_size=None, normalization="scale", val_split=0.1, strict=False,
-            channels=None, max_boxes=None, data_dir=None, follow_symlinks=False, **_ignored) -> DataSpec:
+            channels=None, max_boxes=None, data_dir=None, follow_symlinks=False, train_dev=0.0,
+            **_ignored) -> DataSpec:
     """Describes what `build` yields for `source` without building the dataset.
 
     Takes the same keyword arguments as `build` (those that do not change the
@@ -178,12 +219,13 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
                 follow_symlinks=follow_symlinks)
     size, chans = _size(image_size, src), _channels(channels, src)
     norm = _normalization(src, normalization, chans, size)
-    return _spec(src, size, chans, norm, max_boxes or src.max_boxes or DEFAULT_MAX_BOXES)
+    return _spec(src, size, chans, norm, max_boxes or src.max_boxes or DEFAULT_MAX_BOXES, train_dev=train_dev)
 
 
 def build(source, *, split="train", task=None, image_size=None, batch_size=32, augment=(), backend="auto",
           shuffle=None, seed=None, cache=True, normalization="scale", val_split=0.1, strict=False, channels=None,
-          deterministic=False, max_boxes=None, data_dir=None, follow_symlinks=False) -> tf.data.Dataset:
+          deterministic=False, max_boxes=None, data_dir=None, follow_symlinks=False,
+          train_dev=0.0) -> tf.data.Dataset:
     """Builds the input pipeline for one split of a source.
 
     Args:
@@ -211,6 +253,8 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
         follow_symlinks: Read images, masks, label files and split folders behind symlinks that
             lead outside the dataset folder (refused by default). Paths that label files name
             must stay inside it either way.
+        train_dev: Fraction of the training split carved out (seeded, fixed between runs) as split
+            "train_dev": the training distribution, never trained on (Ng's train-dev set). Defaults to 0.
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)`; see the README for target formats.
@@ -230,13 +274,13 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     shuffle = training if shuffle is None else bool(shuffle)
     n_boxes = max_boxes or src.max_boxes or DEFAULT_MAX_BOXES
 
-    ds = src.read(split)
+    ds = _read(src, split, train_dev)
     if src.is_image and (chans != src.image_shape[-1] or src.image_shape[0] is None):
         ds = ds.map(_prepare_fn(src, chans, size), num_parallel_calls=AUTOTUNE)
     if cache:
         ds = ds.cache(cache if isinstance(cache, str) else "")
     if shuffle:
-        n = src.splits.get(splits_lib._ALIASES.get(split, split)) or 10_000
+        n = _split_sizes(src, train_dev).get(splits_lib._ALIASES.get(split, split)) or 10_000
         per_example = int(np.prod([d or 256 for d in (size or ()) ])) * (chans or 1) or 1024
         ds = ds.shuffle(max(1, min(n, SHUFFLE_BYTES // per_example)), seed=seed, reshuffle_each_iteration=True)
     if policy is not None and backend == "albumentations":
@@ -250,5 +294,6 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     ds = ds.map(_finalize_fn(src.task, norm, size, batch_size is not None, src.is_image), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = bool(deterministic) or not shuffle  # unshuffled splits keep the source order
+    # unshuffled splits keep the source order; so does a train-dev carve (its mask is by read position)
+    options.deterministic = bool(deterministic) or not shuffle or bool(train_dev)
     return ds.with_options(options)

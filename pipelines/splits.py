@@ -14,6 +14,7 @@ import difflib
 import numpy as np
 
 SPLITS = ("train", "val", "test")
+TRAIN_DEV = "train_dev"  # carved from "train" by `build(train_dev=...)`: the training distribution, never trained on
 SPLIT_SEED = 0
 _ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train", "testing": "test"}
 
@@ -52,3 +53,18 @@ def split_indices(n: int, fraction: float, holdouts=("val", "test"), seed: int =
         start += k
     out["train"] = np.sort(perm[start:])
     return out
+
+
+def train_dev_mask(n: int, fraction: float, seed: int = SPLIT_SEED + 1) -> np.ndarray:
+    """Boolean mask over the `n` training examples (in read order): True for the train-dev split.
+
+    Args:
+        n: Examples in the training split.
+        fraction: Share carved out (capped like every holdout, see `holdout_count`).
+        seed: Seed of the draw, independent of the dev/test split's.
+    """
+    if not 0.0 <= fraction < 0.5:
+        raise ValueError(f"train_dev must be in [0, 0.5); received: {fraction!r}.")
+    mask = np.zeros(n, bool)
+    mask[split_indices(n, fraction, (TRAIN_DEV,), seed)[TRAIN_DEV]] = True
+    return mask

@@ -27,6 +27,8 @@ class Recipe:
         monitor: The metric early stopping and the plateau schedule watch on the dev split (on the
             training split when there is no dev split): "loss" or a metric the model logs ("accuracy", ...).
         val_split: Fraction held out as dev set when the source has none.
+        train_dev: Fraction of the training split held out as a train-dev set (same distribution as
+            training, never trained on; `zoo analyze` separates variance from data mismatch with it).
         normalization: "scale" (to [0, 1]), "standardize" (per-channel mean/std
             of the training split) or "none".
         label_smoothing: For classification cross-entropy.
@@ -46,6 +48,7 @@ class Recipe:
     early_stopping: int | None = None
     monitor: str = "loss"
     val_split: float = 0.1
+    train_dev: float = 0.0
     normalization: str = "scale"
     label_smoothing: float = 0.0
     extra: dict = dataclasses.field(default_factory=dict)

@@ -46,7 +46,7 @@ def parse_sets(items) -> dict:
 def _overrides(args) -> dict:
     out = parse_sets(args.set)
     for key, attr in (("epochs", "epochs"), ("batch_size", "batch_size"), ("lr", "lr"), ("optimizer", "optimizer"),
-                      ("val_split", "val_split"), ("early_stopping", "early_stopping")):
+                      ("val_split", "val_split"), ("early_stopping", "early_stopping"), ("train_dev", "train_dev")):
         value = getattr(args, attr)
         if value is not None:
             out[key] = value
@@ -132,6 +132,9 @@ def _add_train_options(p):
     p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without dev improvement (best weights restored)")
     p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
+    p.add_argument("--train-dev", dest="train_dev", type=float, metavar="FRACTION",
+                   help="hold out this fraction of the training split as a train-dev set (never trained on; "
+                        "zoo analyze tells variance from data mismatch with it)")
     p.add_argument("--seed", type=int, help="seed for weights, shuffling and augmentation (default 0)")
     p.add_argument("--precision", choices=policy.PRECISIONS, default="auto",
                    help="auto: mixed_bfloat16 on AMX/AVX512-BF16 CPUs, mixed_float16 on tensor-core GPUs")
@@ -160,7 +163,7 @@ def add_parser(subparsers) -> None:
     p = one_line_errors(subparsers.add_parser("evaluate", help="evaluate a run (or .keras file) on a split"))
     p.add_argument("run", metavar="RUN_OR_MODEL")
     p.add_argument("--data", help="source (default: the run's own)")
-    p.add_argument("--split", default="test", choices=("train", "val", "test"))
+    p.add_argument("--split", default="test", choices=("train", "train_dev", "val", "test"))
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_evaluate)

@@ -215,6 +215,8 @@ def train(
     recipe = base.override(**overrides)
     _check_recipe(recipe)
     task = tasks_lib.get_task(task_name)
+    if recipe.train_dev and task_name == "embedding":
+        raise ValueError("--train-dev is not available for embedding models: their splits hold disjoint identities.")
     model_kwargs = dict(model_kwargs or {})
     seed = int(seed) if seed is not None else 0
     dtype_policy = policy.resolve_precision(precision) if spec is not None else model.dtype_policy.name
