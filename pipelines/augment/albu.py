@@ -68,30 +68,38 @@ def _call(policy, out_hw, with_boxes, seed, **data):
         pool.put(aug)
 
 
-def apply(ds, policy, out_hw, task, seed):
-    """Maps the albumentations pipeline over unbatched examples (parallel, seeded)."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-    boxes = task == "detection"
+GROUP = 8  # fixed-shape examples per numpy_function call: amortises tf.data's per-call cost
 
-    def run(seed, image, *targets):
-        squeeze = image.ndim == 3 and image.shape[-1] == 1
-        kw = {"image": image[..., 0] if squeeze else image}
-        if boxes:
-            b, c = targets
-            keep = c >= 0
-            b, c = b[keep], c[keep]
-            kw["bboxes"] = np.clip(b[:, [1, 0, 3, 2]], 0.0, 1.0).reshape(-1, 4)
-            kw["classes"] = c
-        elif targets:
-            kw["mask"] = targets[0]
-        out = _call(policy, out_hw, boxes, int(seed) % (2**32), **kw)
-        img = out["image"][..., None] if squeeze else out["image"]
-        if boxes:
-            bb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)[:, [1, 0, 3, 2]]
-            return img, bb, np.asarray(out["classes"], np.int32).reshape(-1)
-        if targets:
-            return img, out["mask"].astype(targets[0].dtype)
-        return (img,)
+
+def _run_one(policy, out_hw, boxes, seed, image, *targets):
+    """albumentations on one example (numpy in, numpy out); boxes `[ymin, xmin, ymax, xmax]`."""
+    squeeze = image.ndim == 3 and image.shape[-1] == 1
+    kw = {"image": image[..., 0] if squeeze else image}
+    if boxes:
+        b, c = targets
+        keep = c >= 0
+        kw["bboxes"] = np.clip(b[keep][:, [1, 0, 3, 2]], 0.0, 1.0).reshape(-1, 4)
+        kw["classes"] = c[keep]
+    elif targets:
+        kw["mask"] = targets[0]
+    out = _call(policy, out_hw, boxes, int(seed) % (2**32), **kw)
+    img = out["image"][..., None] if squeeze else out["image"]
+    if boxes:
+        bb = np.asarray(out["bboxes"], np.float32).reshape(-1, 4)[:, [1, 0, 3, 2]]
+        return img, bb, np.asarray(out["classes"], np.int32).reshape(-1)
+    if targets:
+        return img, out["mask"].astype(targets[0].dtype)
+    return (img,)
+
+
+def _map_fn(policy, out_hw, boxes, grouped):
+    """The tf.data map function over `(example, seed)` (or a group of GROUP of them)."""
+
+    def run(seeds, *arrays):
+        if not grouped:
+            return _run_one(policy, out_hw, boxes, seeds, *arrays)
+        outs = [_run_one(policy, out_hw, boxes, s, *one) for s, *one in zip(seeds, *arrays)]
+        return tuple(np.stack(parts) for parts in zip(*outs))
 
     def fn(ex, s):
         ex = dict(ex)
@@ -99,11 +107,27 @@ def apply(ds, policy, out_hw, task, seed):
         keys = ["boxes", "classes"] if boxes else (["mask"] if "mask" in ex else [])
         dtypes = [image.dtype] + [ex[k].dtype for k in keys]
         outs = tf.numpy_function(run, [s, image] + [ex[k] for k in keys], dtypes, stateful=False)
-        ex["image"] = tf.ensure_shape(outs[0], [*out_hw, image.shape[-1]])
+        lead = [None] if grouped else []
+        ex["image"] = tf.ensure_shape(outs[0], [*lead, *out_hw, image.shape[-1]])
         if boxes:
             ex["boxes"], ex["classes"] = tf.ensure_shape(outs[1], [None, 4]), tf.ensure_shape(outs[2], [None])
         elif keys:
-            ex["mask"] = tf.ensure_shape(outs[1], list(out_hw))
+            ex["mask"] = tf.ensure_shape(outs[1], [*lead, *out_hw])
         return ex
 
-    return tf.data.Dataset.zip(ds, seeds).map(fn, num_parallel_calls=AUTOTUNE)
+    return fn
+
+
+def apply(ds, policy, out_hw, task, seed):
+    """Maps the albumentations pipeline over unbatched examples (parallel, seeded).
+
+    Fixed-shape examples (no boxes) go GROUP to a call; examples with boxes one at a time.
+    """
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    boxes = task == "detection"
+    ds = tf.data.Dataset.zip(ds, seeds)
+    fixed = all(spec.shape.is_fully_defined() for spec in ds.element_spec[0].values())
+    if boxes or not fixed:
+        return ds.map(_map_fn(policy, out_hw, boxes, False), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(GROUP).map(_map_fn(policy, out_hw, boxes, True), num_parallel_calls=AUTOTUNE)
+    return ds.unbatch()
