@@ -81,6 +81,8 @@ def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, 
         return ds.map(lambda p, y: {"image": images.decode(p, channels), "label": y},
                       num_parallel_calls=tf.data.AUTOTUNE)
 
+    read.paths = lambda split: [str(p) for p in parts[splits_lib.canonical(split)][0]]  # in read order
+
     return Source(
         kind="folder",
         name=root,
