@@ -12,7 +12,8 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import splits as splits_lib
-from pipelines.sources import images, paths
+from pipelines.sources import images
+from pipelines.sources import paths as paths_lib
 from pipelines.sources.base import Source, register_reader
 
 SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -42,7 +43,7 @@ def _scan_classes(root, class_names=None, confine=None):
 
 def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, follow_symlinks=False, **_):
     root = os.fspath(root)
-    confine = paths.Confine(root, follow_symlinks)
+    confine = paths_lib.Confine(root, follow_symlinks)
     split_dirs = {SPLIT_DIRS[d]: os.path.join(root, d) for d in _subdirs(root) if d.lower() in SPLIT_DIRS}
     if split_dirs and "train" not in split_dirs:
         raise ValueError(f"Image folder {root!r} has {sorted(split_dirs)} split folders but no train/ folder.")
