@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from pipelines import augment as augment_lib
 from pipelines import normalize as normalize_lib
+from pipelines import sharding
 from pipelines import splits as splits_lib
 from pipelines import sources as sources_lib
 from pipelines.spec import DataSpec
@@ -296,4 +297,6 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     options = tf.data.Options()
     # unshuffled splits keep the source order; so does a train-dev carve (its mask is by read position)
     options.deterministic = bool(deterministic) or not shuffle or bool(train_dev)
+    options.experimental_distribute.auto_shard_policy = sharding.policy(  # FILE needs a file per worker
+        src.extra.get("files", {}).get(splits_lib._ALIASES.get(split, split)))
     return ds.with_options(options)

@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 
+import numpy as np
 import pytest
 
 from zoo import distribute
@@ -97,26 +98,36 @@ def _free_port():
         return s.getsockname()[1]
 
 
+def _matrix():
+    """benchmarks/train_matrix.py (its tiny sources of every kind)."""
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_matrix.py"
+    spec = importlib.util.spec_from_file_location("train_matrix", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.mark.slow
-def test_two_zoo_train_workers_train_together(tmp_path):
+@pytest.mark.parametrize("kind", ["npz", "folder", "shapes"])
+def test_two_zoo_train_workers_train_together(tmp_path, kind):
+    """Two workers under TF_CONFIG on 127.0.0.1 train one model on each source kind (issue 24: `shapes` has
+    one record file per split, so tf.data's default FILE sharding failed; DATA is used below one file per worker)."""
     import os
 
-    import numpy as np
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(96, 6)).astype("float32")
-    y = (x[:, 0] > 0).astype("int32") + (x[:, 1] > 0).astype("int32")
-    np.savez(tmp_path / "data.npz", x_train=x[:64], y_train=y[:64], x_test=x[64:], y_test=y[64:])
+    sources = _matrix().Sources(tmp_path / "data")
+    data = sources.get(kind, 3)
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     run = tmp_path / "run"
     procs = []
     for index in range(2):
         env = dict(os.environ, TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}}),
-                   ZOO_QUIET="1")
-        cmd = [sys.executable, "-m", "zoo.cli", "train", "deep_nn", "--data", str(tmp_path / "data.npz"),
-               "--epochs", "2", "--batch-size", "16", "--out", str(run), "--precision", "float32",
-               "--model-arg", "layer_sizes=(8,)"]
+                   ZOO_QUIET="1", TFDS_DATA_DIR=str(tmp_path / "data" / "tfds"))
+        cmd = [sys.executable, "-m", "zoo.cli", "train", "lenet5", "--data", str(data), "--epochs", "1",
+               "--batch-size", "8", "--out", str(run), "--precision", "float32"]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
     outs = [p.communicate(timeout=600)[0] for p in procs]
     for p, out in zip(procs, outs):
@@ -126,9 +137,33 @@ def test_two_zoo_train_workers_train_together(tmp_path):
     metrics = json.loads((run / "metrics.json").read_text())
     assert "accuracy" in metrics["test"]
     history = (run / "history.csv").read_text().strip().splitlines()
-    assert len(history) == 3  # header + one row per epoch, written by the chief only
-    leftovers = [p for p in os.listdir(tmp_path) if p not in ("run", "data.npz")]
-    assert not leftovers
+    assert len(history) == 2  # header + one row per epoch, written by the chief only
+    assert sorted(os.listdir(tmp_path)) == ["data", "run"]  # the other worker's files are gone
+
+
+def test_auto_shard_policy_needs_a_file_per_worker(monkeypatch, tmp_path):
+    import tensorflow as tf
+
+    import pipelines
+    from pipelines import sharding
+
+    policy = tf.data.experimental.AutoShardPolicy
+    assert sharding.policy(None, 2) == policy.DATA and sharding.policy(1, 2) == policy.DATA
+    assert sharding.policy(2, 2) == policy.FILE and sharding.policy(8, 2) == policy.FILE
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"chief": ["a:1"], "worker": ["b:1", "c:1"]},
+                                                "task": {"type": "chief", "index": 0}}))
+    assert sharding.workers() == 3
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    assert sharding.workers() == 1
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker"}}))
+    _matrix().prepare_tiny_shapes(tmp_path)
+    spec = pipelines.inspect("shapes", data_dir=str(tmp_path))
+    assert spec.extra["files"] == {"train": 1, "val": 1, "test": 1}
+    ds = pipelines.build("shapes", data_dir=str(tmp_path), batch_size=4)
+    assert ds.options().experimental_distribute.auto_shard_policy == policy.DATA
+    x = np.zeros((6, 4, 4, 1), np.uint8)
+    arrays = pipelines.build((x, np.arange(6) % 2), batch_size=2, val_split=0.0)
+    assert arrays.options().experimental_distribute.auto_shard_policy == policy.DATA
 
 
 def test_importing_the_project_runs_no_tf_op():

@@ -71,6 +71,14 @@ def _convert(task):
     return fn
 
 
+def _files(info, mapping):
+    """Record files each canonical split reads (FILE sharding across workers needs one per worker)."""
+    try:
+        return {s: len({f.filename for f in info.splits[real].file_instructions}) for s, real in mapping.items()}
+    except (KeyError, ValueError, AssertionError):  # split sizes unknown (e.g. tfds.testing.mock_data)
+        return {}
+
+
 def open_tfds(source, *, val_split=0.1, data_dir=None, task=None, **_):
     name = source[len("tfds:"):] if source.startswith("tfds:") else source
     if name == "shapes":
@@ -122,7 +130,7 @@ def open_tfds(source, *, val_split=0.1, data_dir=None, task=None, **_):
         image_shape=shape,
         max_boxes=meta.get("max_boxes"),
         cache_key=("tfds", builder.info.full_name, str(builder.data_dir), val_split),
-        extra={"tfds_name": info.full_name, "tfds_splits": mapping},
+        extra={"tfds_name": info.full_name, "tfds_splits": mapping, "files": _files(info, mapping)},
     )
 
 
