@@ -158,11 +158,29 @@ def sequence_input_shape(image_shape):
     return (shape[0], shape[1] * shape[2]) if len(shape) == 3 else shape
 
 
+def serving_outputs(model, outputs, export_spec=None):
+    """`probabilities` `[B, classes]` float32 and `classes` `[B]` int64 (argmax) for export.
+
+    Logits get a softmax; a one-unit sigmoid (or logit) head gives `[1 - p, p]`.
+    """
+    out = ops.cast(outputs, "float32")
+    history = getattr(model.outputs[0], "_keras_history", None)
+    name = getattr(getattr(history[0] if history else None, "activation", None), "__name__", "")
+    if out.shape[-1] == 1:
+        p = out if name == "sigmoid" else ops.sigmoid(out)
+        probs = ops.concatenate([1.0 - p, p], axis=-1)
+    elif name in ("softmax", "sigmoid"):
+        probs = out
+    else:
+        probs = ops.softmax(out, axis=-1)
+    return {"probabilities": probs, "classes": ops.cast(ops.argmax(probs, axis=-1), "int64")}
+
+
 register_task(Task(
     name="classification", loss=classification_loss, metrics=classification_metrics,
-    evaluate=classification_evaluate, report=classification_report,
+    evaluate=classification_evaluate, report=classification_report, serving_outputs=serving_outputs,
 ))
 register_task(Task(
     name="sequence", loss=classification_loss, metrics=classification_metrics, make_dataset=sequence_dataset,
-    evaluate=classification_evaluate, report=classification_report,
+    evaluate=classification_evaluate, report=classification_report, serving_outputs=serving_outputs,
 ))
