@@ -21,12 +21,12 @@ def small_mobilenet(**kw):
 def bn_state(model):
     return {
         layer.name: [w.numpy().copy() for w in (layer.moving_mean, layer.moving_variance)]
-        for layer in transfer._leaves(model) if isinstance(layer, keras.layers.BatchNormalization)
+        for layer in transfer.leaves(model) if isinstance(layer, keras.layers.BatchNormalization)
     }
 
 
 def kernels(model):
-    return {layer.name: layer.kernel.numpy().copy() for layer in transfer._leaves(model) if hasattr(layer, "kernel")
+    return {layer.name: layer.kernel.numpy().copy() for layer in transfer.leaves(model) if hasattr(layer, "kernel")
             and not layer.name.startswith("input_")}
 
 

@@ -14,9 +14,9 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.transfer import finetune as ft
 from zoo import transfer
 from zoo.cli import main
+from zoo.transfer import finetune as ft
 
 
 def write_folder(root, *, classes=3, counts=None, size=28, gray=False, first=500):
@@ -59,7 +59,7 @@ def _mobilenet_model():
 
 
 def _trainable(model):
-    return [layer.name for layer in transfer._leaves(model) if layer.trainable and layer.trainable_weights]
+    return [layer.name for layer in transfer.leaves(model) if layer.trainable and layer.trainable_weights]
 
 
 def test_unfreeze_top_by_share_index_names_and_all():

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from zoo.cli.errors import one_line_errors, run_guarded
 from zoo.training import policy
-from zoo.transfer import finetune as finetune_lib
 from zoo.transfer import PREPROCESS_MODES
+from zoo.transfer import finetune as finetune_lib
 
 
 def _cmd_finetune(args):

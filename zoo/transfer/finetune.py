@@ -23,9 +23,11 @@ import shutil
 
 import keras
 
-from zoo import transfer
 from callbacks import reports
 from zoo.training import loop, rundir
+from zoo.transfer import layers, optimizers
+from zoo.transfer.heads import with_new_head
+from zoo.transfer.sources import load_pretrained
 
 PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
@@ -81,14 +83,14 @@ def build_model(backbone, data_spec, settings):
     previous = keras.mixed_precision.global_policy().name
     keras.mixed_precision.set_global_policy(settings["precision"])
     try:
-        src = transfer.load_pretrained(backbone, weights=weights, input_shape=at, preprocess=settings["preprocess"])
-        model = transfer.with_new_head(
+        src = load_pretrained(backbone, weights=weights, input_shape=at, preprocess=settings["preprocess"])
+        model = with_new_head(
             src.model, data_spec.num_classes, dropout=settings["dropout"], feature_layer=settings["feature_layer"],
             input_shape=shape, preprocess=src.preprocess, name=_model_name(backbone, src),
         )
     finally:
         keras.mixed_precision.set_global_policy(previous)
-    transfer.freeze_backbone(model)
+    layers.freeze_backbone(model)
     return model, src
 
 
@@ -106,21 +108,19 @@ def unfreeze_top(model, backbone_layers, spec, *, train_bn=False):
     Returns:
         The names of the layers made trainable.
     """
-    transfer.freeze(model)
-    head = transfer.head_layers(model)
+    layers.freeze(model)
+    head = layers.head_layers(model)
     text = str(spec).strip()
-    skip = set(head) | set(transfer.ADAPTER_LAYERS)
-    body = [layer for layer in transfer._leaves(model)
-            if layer.name not in skip and not isinstance(layer, keras.layers.InputLayer)]
+    body = layers.backbone_layers(model)
     weighted = [layer for layer in body if layer.weights]
     if text == "all":
-        chosen = transfer.unfreeze(model, [layer.name for layer in weighted], train_bn=train_bn)
+        chosen = layers.unfreeze(model, [layer.name for layer in weighted], train_bn=train_bn)
     elif re.fullmatch(r"\d+(\.\d+)?%|0?\.\d+", text):
         share = float(text.rstrip("%")) / (100.0 if text.endswith("%") else 1.0)
         if not 0 < share <= 1:
             raise ValueError(f"--unfreeze share must be in (0, 100%]. Received: {spec!r}")
         top = weighted[len(weighted) - max(1, math.ceil(share * len(weighted))):] if weighted else []
-        chosen = transfer.unfreeze(model, [layer.name for layer in top], train_bn=train_bn)
+        chosen = layers.unfreeze(model, [layer.name for layer in top], train_bn=train_bn)
     elif re.fullmatch(r"-?\d+", text):
         index = int(text)
         if not -len(backbone_layers) <= index < len(backbone_layers):
@@ -129,10 +129,10 @@ def unfreeze_top(model, backbone_layers, spec, *, train_bn=False):
         start = backbone_layers[index]
         if start not in names:
             raise ValueError(f"--unfreeze {index}: layer {start!r} is not part of the new model (it was cut off).")
-        chosen = transfer.unfreeze(model, names[names.index(start):], train_bn=train_bn)
+        chosen = layers.unfreeze(model, names[names.index(start):], train_bn=train_bn)
     else:
-        chosen = transfer.unfreeze(model, [s.strip() for s in text.split(",") if s.strip()], train_bn=train_bn)
-    return chosen + transfer.unfreeze(model, head)
+        chosen = layers.unfreeze(model, [s.strip() for s in text.split(",") if s.strip()], train_bn=train_bn)
+    return chosen + layers.unfreeze(model, head)
 
 
 def _phase_done(path):
@@ -251,7 +251,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     backbone_layers = [layer.name for layer in src.model.layers]
     if settings["finetune_epochs"]:  # fail now, not after phase 1, on a bad --unfreeze
         unfreeze_top(model, backbone_layers, settings["unfreeze"])
-        transfer.freeze_backbone(model)
+        layers.freeze_backbone(model)
     config = {"finetune": {**settings, "augment": list(settings["augment"]), "backbone": os.fspath(backbone),
                            "source": data if isinstance(data, str) else None, "source_kind": src.kind}}
     if not resume:
@@ -273,7 +273,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
             shutil.rmtree(path)  # killed before its first file: start the phase over
         print(f"zoo finetune: phase {index + 1} ({('head', 'finetune')[index]})"
               f"{', resumed' if again else ''}", flush=True)
-        print(transfer.trainable_summary(net, collapse=True), flush=True)
+        print(layers.trainable_summary(net, collapse=True), flush=True)
         if again:
             return loop.train(net, data, out=path, resume=True, **train_kw)
         return loop.train(net, data, out=path, **train_kw, **common, **overrides)
@@ -288,7 +288,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
         if settings["lr_decay"] is not None:
             groups = settings["lr_groups"]
             groups = int(groups) if str(groups).isdigit() else groups
-            multipliers = transfer.layerwise_lr_multipliers(model, decay=settings["lr_decay"], groups=groups)
+            multipliers = optimizers.layerwise_lr_multipliers(model, decay=settings["lr_decay"], groups=groups)
         # `optim.make_optimizer` wraps the optimizer with these per-layer rates (recipe.extra.lr_multipliers).
         extra = {"extra": {"lr_multipliers": multipliers}} if multipliers else {}
         run = phase(1, model, epochs=settings["finetune_epochs"], lr=settings["finetune_lr"],
