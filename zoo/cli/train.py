@@ -62,9 +62,17 @@ def _cmd_train(args):
 
     overrides = _overrides(args)
     model_kwargs = parse_sets(args.model_arg)
+    data, seed = args.data, args.seed
+    if args.from_tune:  # the best trial's settings and parameters; options given here win
+        from zoo import search
+
+        tuned = search.from_tune(args.from_tune, args.model)
+        overrides, model_kwargs = {**tuned["overrides"], **overrides}, {**tuned["model_kwargs"], **model_kwargs}
+        data = data or tuned["data"]
+        seed = tuned["seed"] if seed is None else seed
     return run_guarded(lambda: loop.train(
-        args.model, args.data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
-        seed=args.seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy, **overrides,
+        args.model, data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
+        seed=seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy, **overrides,
     ) and 0)
 
 
@@ -158,6 +166,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("model")
     p.add_argument("--data", help="source: shapes/<config>, tfds:NAME, an image folder, or a .npz file")
     _add_train_options(p)
+    p.add_argument("--from-tune", dest="from_tune", metavar="TUNE_DIR",
+                   help="train the best configuration of a zoo tune search (its best.json)")
     p.set_defaults(func=_cmd_train)
 
     p = one_line_errors(subparsers.add_parser("evaluate", help="evaluate a run (or .keras file) on a split"))
