@@ -11,6 +11,8 @@ from pipelines import splits as splits_lib
 from pipelines.sources.base import Source, register_reader
 
 NPZ_KEYS = ("x_train", "y_train", "x_test", "y_test")
+MAX_CLASSES = 100_000  # a larger label id is almost surely a corrupt label, not a class
+IGNORE = 255  # segmentation masks: the ignore value
 
 
 def _check_pair(x, y, where):
@@ -34,6 +36,39 @@ def _task_of(x, y, task):
             f"Labels must be integer class ids of shape [N] (or masks [N, H, W]); received shape {y.shape}, dtype {y.dtype}."
         )
     return task or "classification"
+
+
+def _first_bad(y, bad):
+    """`(index, value)` of the first True in `bad` (an index tuple for masks)."""
+    at = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (at[0] if len(at) == 1 else at), y[at].item()
+
+
+def _check_ids(y, task, where):
+    """Class ids must be 0..N-1 (masks: or 255 = ignore).
+
+    Raises:
+        ValueError: one line naming the array, the first bad index and its value.
+    """
+    if not np.issubdtype(y.dtype, np.integer):
+        return  # _task_of refuses non-integer labels
+    bad = (y < 0) | (y > MAX_CLASSES)
+    if task == "segmentation":
+        bad &= y != IGNORE
+    if bad.any():
+        at, value = _first_bad(y, bad)
+        ignore = ", or 255 = ignore" if task == "segmentation" else ""
+        raise ValueError(f"{where}: label {value} at index {at} is not a class id; class ids must be "
+                         f"0..N-1 (N <= {MAX_CLASSES}){ignore} ({int(bad.sum())} such label(s)).")
+
+
+def _check_range(y, top, where):
+    """Held-out labels must lie within the training labels' range 0..top (classification)."""
+    bad = y > top
+    if bad.any():
+        at, value = _first_bad(y, bad)
+        raise ValueError(f"{where}: label {value} at index {at} is out of range: the training labels are "
+                         f"0..{top} ({int(bad.sum())} such label(s)).")
 
 
 def _source(kind, name, parts: dict, task, cache_key):
@@ -68,6 +103,7 @@ def _carve(x, y, val_split, holdouts):
 
 def open_arrays(source, *, val_split=0.1, task=None, **_):
     x, y = _check_pair(source[0], source[1], "(x, y) arrays")
+    _check_ids(y, _task_of(x, y, task), "(x, y) arrays: y")
     return _source("arrays", "<arrays>", _carve(x, y, val_split, ("val", "test")), task, None)
 
 
@@ -82,12 +118,20 @@ def open_npz(path, *, val_split=0.1, task=None, **_):
         arrays = {k: data[k] for k in data.files}
     x, y = _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (x_train, y_train)")
     test = _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (x_test, y_test)")
+    kind = _task_of(x, y, task)
+    held_out = {"y_test": test}
     if "x_val" in arrays and "y_val" in arrays:
         parts = {"train": (x, y), "val": _check_pair(arrays["x_val"], arrays["y_val"], f"{path} (x_val, y_val)")}
+        held_out["y_val"] = parts["val"]
     else:
         parts = _carve(x, y, val_split, ("val",))
     parts["test"] = test
     stat = os.stat(path)
+    _check_ids(y, kind, f"{path} (y_train)")
+    for key, (_, held) in held_out.items():
+        _check_ids(held, kind, f"{path} ({key})")
+        if kind != "segmentation" and held.size and y.size:
+            _check_range(held, int(y.max()), f"{path} ({key})")
     return _source("npz", str(path), parts, task, ("npz", os.path.abspath(path), stat.st_mtime, val_split))
 
 

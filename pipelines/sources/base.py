@@ -72,7 +72,8 @@ def register_reader(name, detect, open, *, priority=0, describe=""):
     Args:
         name: The kind's name.
         detect: `(source) -> bool`, cheap: does this reader claim `source`?
-        open: `(source, *, val_split, strict, channels, data_dir, task) -> Source`.
+        open: `(source, *, val_split, strict, channels, data_dir, task, follow_symlinks) -> Source`
+            (accept `**_` for the ones it does not use).
         priority: Order among readers that could claim the same folder.
         describe: One phrase for the "unknown source" error.
     """
@@ -82,11 +83,35 @@ def register_reader(name, detect, open, *, priority=0, describe=""):
     _READERS.sort(key=lambda r: -r.priority)
 
 
+MIN_CLASSIFICATION_CLASSES = 2
+
+
 def open_source(source, **kw) -> Source:
-    """Opens `source` with the first registered reader that claims it."""
+    """Opens `source` with the first registered reader that claims it, and checks its class names.
+
+    Keyword arguments go to the reader (`val_split`, `strict`, `channels`, `data_dir`, `task`,
+    `follow_symlinks`: read files behind symlinks that leave a dataset folder; default False).
+    """
     for reader in _READERS:
         if reader.detect(source):
-            return reader.open(source, **kw)
+            return check_source(reader.open(source, **kw))
     shown = source if isinstance(source, str) else type(source).__name__
     kinds = "; ".join(r.describe for r in _READERS)
     raise ValueError(f"Unknown data source {shown!r}; expected one of: {kinds}.")
+
+
+def check_source(src: Source) -> Source:
+    """Checks what every reader must deliver: printable class names, and >= 2 classes to classify.
+
+    Raises:
+        ValueError: one line naming the source and the bad name or count.
+    """
+    from pipelines.sources import paths
+
+    for i, name in enumerate(src.class_names):
+        paths.check_name(name, where=f"{src.name} (class {i})")
+    if src.task == "classification" and len(src.class_names) < MIN_CLASSIFICATION_CLASSES:
+        found = ", ".join(repr(n) for n in src.class_names) or "none"
+        raise ValueError(f"{src.name}: classification needs >= {MIN_CLASSIFICATION_CLASSES} classes; "
+                         f"found {len(src.class_names)} ({found}). Add a folder (or labels) for another class.")
+    return src

@@ -18,7 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import splits as splits_lib
-from pipelines.sources import images
+from pipelines.sources import images, paths
 from pipelines.sources.base import Source, register_reader
 
 SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
@@ -26,8 +26,14 @@ SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "va
 CLIP_TOLERANCE = 0.05  # boxes up to 5% of the image outside it are clipped; further out is an error
 
 
-class LabelError(ValueError):
-    """A label file that cannot be used, with its file and line (or annotation id)."""
+class LabelError(paths.OneLineError):
+    """A label file that cannot be used, with its file and line (or annotation id), on one line."""
+
+
+def shown(value, limit=80):
+    """`repr(value)`, cut to `limit` characters (label-file contents quoted in errors stay short)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
 
 
 @dataclasses.dataclass
@@ -52,6 +58,11 @@ class BoxChecker:
         self.clipped = 0
 
     def __call__(self, where, cls, ymin, xmin, ymax, xmax):
+        coords = {"ymin": ymin, "xmin": xmin, "ymax": ymax, "xmax": xmax}
+        bad = {k: v for k, v in coords.items() if not np.isfinite(v)}
+        if bad:
+            raise LabelError(f"{where}: box coordinate(s) {', '.join(f'{k}={v}' for k, v in bad.items())} "
+                             "are not finite numbers; every coordinate must be a finite number.")
         if not 0 <= cls < self.num_classes:
             raise LabelError(f"{where}: class id {cls} is outside the names list (0..{self.num_classes - 1}).")
         if ymax <= ymin or xmax <= xmin:
@@ -80,20 +91,38 @@ def _hold_out(parts, val_split):
     return parts
 
 
-def _checked(parts, strict):
+def _checked(parts, strict, declared=None):
     every = [r.image if isinstance(r, Record) else r[0] for items in parts.values() for r in items]
     good, sizes, all_gray = images.check_images(every, strict=strict)
     size_of = dict(zip(good, sizes))
+    if declared:
+        _check_declared_sizes(declared, size_of)
     kept = {s: [r for r in items if (r.image if isinstance(r, Record) else r[0]) in size_of]
             for s, items in parts.items()}
     return kept, size_of, all_gray
 
 
-def detection_source(kind, name, class_names, parts, *, val_split, strict, channels, task=None, extra=None):
-    """A detection `Source` from `{split: [Record]}`."""
+def _check_declared_sizes(declared, size_of):
+    """Refuses images whose size in the label file differs from the decoded file (boxes would be rescaled)."""
+    wrong = [(p, d, size_of[p]) for p, d in declared.items() if p in size_of and tuple(d[0]) != tuple(size_of[p])]
+    if wrong:
+        path, ((h, w), where), (fh, fw) = wrong[0]
+        raise LabelError(f"{where}: declares width x height {w:g}x{h:g} but {path} decodes to {fw}x{fh}; "
+                         f"boxes are in the declared size's pixels, so fix width/height to the image's real size "
+                         f"({len(wrong)} image(s) differ).")
+
+
+def detection_source(kind, name, class_names, parts, *, val_split, strict, channels, task=None, extra=None,
+                     declared_sizes=None):
+    """A detection `Source` from `{split: [Record]}`.
+
+    Args:
+        declared_sizes: `{image_path: ((H, W), where)}` sizes the label files state (COCO); an image
+            that decodes to another size is an error naming `where`.
+    """
     if task not in (None, "detection"):
         raise ValueError(f"{name!r} is a {kind} detection dataset; it cannot feed task {task!r}.")
-    parts, size_of, all_gray = _checked(parts, strict)
+    parts, size_of, all_gray = _checked(parts, strict, declared_sizes)
     parts = _hold_out(parts, val_split)
     channels = channels or (1 if all_gray else 3)
     with_difficult = kind == "voc"  # only VOC marks objects difficult (kept, excluded from mAP)
@@ -168,19 +197,40 @@ def mask_source(kind, name, class_names, parts, *, val_split, strict, channels, 
 def _mtimes(root):
     out = []
     for dirpath, dirnames, filenames in os.walk(root):
-        out.append(os.stat(dirpath).st_mtime_ns)
-        out.extend(os.stat(os.path.join(dirpath, f)).st_mtime_ns for f in filenames if not f.endswith(".jpg"))
+        out.append(_mtime(dirpath))
+        out.extend(_mtime(os.path.join(dirpath, f)) for f in filenames if not f.endswith(".jpg"))
     return hash(tuple(out))
+
+
+def _mtime(path):
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:  # a dangling symlink: its own time
+        return os.lstat(path).st_mtime_ns
+
+
+def read_text_lines(path):
+    """The lines of a text file; a file that is not UTF-8 text is a LabelError naming it."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return [line.rstrip("\n") for line in f]
+    except UnicodeDecodeError as exc:
+        raise LabelError(f"{path}: not a UTF-8 text file (byte {exc.start}: {exc.reason}).") from None
+    except OSError as exc:
+        raise LabelError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 def read_names_file(path):
     """Class names from a `classes.txt`-style file: one per line, blank lines ignored."""
-    with open(path) as f:
-        return [line.strip() for line in f if line.strip()]
+    return [line.strip() for line in read_text_lines(path) if line.strip()]
 
 
-def images_by_stem(folder):
-    return {os.path.splitext(os.path.basename(p))[0]: p for p in images.list_images(folder)}
+def images_by_stem(folder, confine=None):
+    """`{stem: path}` of the images in `folder`; each checked by `confine` (a `paths.Confine`) when given."""
+    found = images.list_images(folder)
+    if confine is not None:
+        found = [confine.listed(p) for p in found]
+    return {os.path.splitext(os.path.basename(p))[0]: p for p in found}
 
 
 # Layout dispatch ---------------------------------------------------------------------------------

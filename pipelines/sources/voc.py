@@ -5,17 +5,19 @@
     root/ImageSets/Main/<split>.txt    image ids per split (train, val, test, trainval)
     root/classes.txt                   optional; otherwise the sorted names found in the annotations
 
-`difficult` objects are kept (flagged) and excluded from mAP as VOC does.
+`difficult` objects are kept (flagged) and excluded from mAP as VOC does. Every value is
+checked: an error names the file (and object), the bad value and what is allowed, on one line.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import xml.etree.ElementTree as ET
 
 import numpy as np
 
-from pipelines.sources import labelled
+from pipelines.sources import labelled, paths
 
 TREE = "JPEGImages/ + Annotations/*.xml + ImageSets/Main/<split>.txt"
 
@@ -24,40 +26,85 @@ def _matches(root):
     return os.path.isdir(os.path.join(root, "Annotations")) and os.path.isdir(os.path.join(root, "JPEGImages"))
 
 
-def _parse(path):
+def _text(node):
+    return (node.text or "").strip() if node is not None else None
+
+
+def _number(node, where, tag, *, positive=False):
+    text = _text(node)
+    if text is None:
+        raise labelled.LabelError(f"{where}: missing <{tag}>; expected a number.")
+    try:
+        value = float(text)
+    except ValueError:
+        raise labelled.LabelError(f"{where}: <{tag}> {labelled.shown(text)} is not a number.") from None
+    if not math.isfinite(value):
+        raise labelled.LabelError(f"{where}: <{tag}> {labelled.shown(text)} must be a finite number.")
+    if positive and value <= 0:
+        raise labelled.LabelError(f"{where}: <{tag}> {labelled.shown(text)} must be a positive number of pixels.")
+    return value
+
+
+DIFFICULT = {"0": False, "1": True}
+
+
+def parse_annotation(path):
+    """The objects of one VOC XML file.
+
+    Returns:
+        `[(where, name, ymin, xmin, ymax, xmax, difficult)]`, coordinates normalised by `<size>`.
+
+    Raises:
+        LabelError: one line naming the file (and object), the bad value and what is allowed.
+    """
     try:
         tree = ET.parse(path).getroot()
     except ET.ParseError as exc:
         raise labelled.LabelError(f"{path}: not valid XML ({exc}).") from None
+    except (ValueError, OSError) as exc:  # e.g. an entity expansion refused, an unreadable file
+        raise labelled.LabelError(f"{path}: not usable XML ({type(exc).__name__}: {exc}).") from None
     size = tree.find("size")
-    try:
-        W, H = float(size.find("width").text), float(size.find("height").text)
-    except (AttributeError, TypeError, ValueError):
-        raise labelled.LabelError(f"{path}: missing or bad <size><width>/<height>.") from None
+    if size is None:
+        raise labelled.LabelError(f"{path}: missing <size> with <width> and <height>.")
+    W = _number(size.find("width"), path, "size><width", positive=True)
+    H = _number(size.find("height"), path, "size><height", positive=True)
     objects = []
     for i, obj in enumerate(tree.findall("object"), start=1):
-        try:
-            name = obj.find("name").text.strip()
-            bb = obj.find("bndbox")
-            xmin, ymin, xmax, ymax = (float(bb.find(k).text) for k in ("xmin", "ymin", "xmax", "ymax"))
-        except (AttributeError, TypeError, ValueError):
-            raise labelled.LabelError(f"{path}: object {i} lacks <name> or a numeric <bndbox>.") from None
-        difficult = obj.find("difficult")
-        objects.append((f"{path}: object {i}", name, (ymin - 1) / H, (xmin - 1) / W, ymax / H, xmax / W,
-                        difficult is not None and difficult.text.strip() == "1"))
+        where = f"{path}: object {i}"
+        name = _text(obj.find("name"))
+        if not name:
+            raise labelled.LabelError(f"{where}: missing or empty <name>; expected the class name.")
+        bb = obj.find("bndbox")
+        if bb is None:
+            raise labelled.LabelError(f"{where}: missing <bndbox> with xmin, ymin, xmax, ymax.")
+        xmin, ymin, xmax, ymax = (_number(bb.find(k), where, f"bndbox><{k}") for k in ("xmin", "ymin", "xmax", "ymax"))
+        difficult = _text(obj.find("difficult"))
+        if difficult is not None and difficult not in DIFFICULT:
+            raise labelled.LabelError(f"{where}: <difficult> {labelled.shown(difficult)} must be 0 or 1.")
+        objects.append((where, name, (ymin - 1) / H, (xmin - 1) / W, ymax / H, xmax / W,
+                        DIFFICULT.get(difficult, False)))
     return objects
 
 
-def open_voc(root, *, val_split=0.1, strict=False, channels=None, task=None, **_):
+_parse = parse_annotation  # the name older code used
+
+
+def _ids(path):
+    """Image ids listed in an ImageSets/Main/<split>.txt (first field of each line)."""
+    return [line.split()[0] for line in labelled.read_text_lines(path) if line.strip()]
+
+
+def open_voc(root, *, val_split=0.1, strict=False, channels=None, task=None, follow_symlinks=False, **_):
+    confine = paths.Confine(root, follow_symlinks)
     ann_dir = os.path.join(root, "Annotations")
-    parsed = {os.path.splitext(f)[0]: _parse(os.path.join(ann_dir, f))
+    parsed = {os.path.splitext(f)[0]: parse_annotation(confine.listed(os.path.join(ann_dir, f)))
               for f in sorted(os.listdir(ann_dir)) if f.endswith(".xml")}
     names_file = os.path.join(root, "classes.txt")
-    names = (labelled.read_names_file(names_file) if os.path.isfile(names_file)
+    names = (labelled.read_names_file(confine.listed(names_file)) if os.path.isfile(names_file)
              else sorted({o[1] for objs in parsed.values() for o in objs}))
     index = {n: i for i, n in enumerate(names)}
     check = labelled.BoxChecker(len(names))
-    images = labelled.images_by_stem(os.path.join(root, "JPEGImages"))
+    images = labelled.images_by_stem(os.path.join(root, "JPEGImages"), confine)
 
     def record(stem):
         if stem not in images:
@@ -76,11 +123,9 @@ def open_voc(root, *, val_split=0.1, strict=False, channels=None, task=None, **_
         for f in sorted(os.listdir(sets)):
             split = labelled.canonical_split(os.path.splitext(f)[0])
             if split and f.endswith(".txt"):
-                ids = [line.split()[0] for line in open(os.path.join(sets, f)) if line.strip()]
-                parts[split] = [record(i) for i in ids]
+                parts[split] = [record(i) for i in _ids(confine.listed(os.path.join(sets, f)))]
         if "train" not in parts and os.path.isfile(os.path.join(sets, "trainval.txt")):
-            ids = [line.split()[0] for line in open(os.path.join(sets, "trainval.txt")) if line.strip()]
-            parts["train"] = [record(i) for i in ids]
+            parts["train"] = [record(i) for i in _ids(confine.listed(os.path.join(sets, "trainval.txt")))]
     if "train" not in parts:
         parts = {"train": [record(s) for s in sorted(parsed)]}
     check.warn(root)
