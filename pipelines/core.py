@@ -176,7 +176,8 @@ def _read(src, split, train_dev):
     def example(_, ex):
         return ex
 
-    return src.read("train").enumerate().filter(kept).map(example)
+    count = int(keep.numpy().sum())
+    return src.read("train").enumerate().filter(kept).map(example).apply(tf.data.experimental.assert_cardinality(count))
 
 
 def _split_sizes(src, train_dev):
