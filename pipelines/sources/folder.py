@@ -12,7 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from pipelines import splits as splits_lib
-from pipelines.sources import images
+from pipelines.sources import images, manifest
 from pipelines.sources import paths as paths_lib
 from pipelines.sources.base import Source, register_reader
 
@@ -53,7 +53,7 @@ def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, 
     index = {n: i for i, n in enumerate(class_names)}
 
     every = [f for items in scanned.values() for _, files in items for f in files]
-    good, sizes, all_gray = images.check_images(every, strict=strict)  # one warning list, one count
+    good, sizes, all_gray = manifest.check_images(root, every, strict=strict)  # one warning list, one count
     size_of = dict(zip(good, sizes))
     parts = {}
     for split, items in scanned.items():
