@@ -137,7 +137,7 @@ def test_detection_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "error = 1 - mAP@0.5 (detection)" in out and "dev boxes missed" in out
     rows = _rows(run / "analysis" / "mistakes.csv")
-    assert len(rows) == 1 and rows[0]["path"].endswith("d.png") and os.path.isfile(rows[0]["path"])
+    assert len(rows) == 1 and rows[0]["path"].endswith("data:val[0]")  # labelled formats: source and index
     assert os.path.isfile(run / "analysis" / "mistakes.png")
 
 
