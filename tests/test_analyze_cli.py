@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
-
 from test_labelled_formats import make_masks, make_yolo
 from test_train import matrix
+
 from zoo.cli import main
 
 FAST = ["--epochs", "1", "--batch-size", "8", "--precision", "float32", "--xla", "off"]
