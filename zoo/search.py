@@ -190,7 +190,7 @@ def open_storage(out: str, url: str | None = None):
         ValueError: a bad or unreachable storage URL, in one line.
     """
     import optuna
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from optuna.storages.journal import JournalFileBackend, JournalStorage
 
     if url is None:
@@ -203,7 +203,7 @@ def open_storage(out: str, url: str | None = None):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             return RDBStorage(url, heartbeat_interval=10, grace_period=40,
-                              failed_trial_callback=RetryFailedTrialCallback(max_retry=2))
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
     except Exception as exc:  # noqa: BLE001  (SQLAlchemy and the drivers raise many types)
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise ValueError(f"--storage {_redact(url)!r}: cannot open it: {first}") from None
@@ -279,6 +279,7 @@ class Search:
     refine: bool = False
     search_seed: int | None = None
     grid_points: int = 3
+    budget_cpu_s: float | None = None
     fixed_argv: list = dataclasses.field(default_factory=list)
     fixed: dict = dataclasses.field(default_factory=dict)
     model_kwargs: dict = dataclasses.field(default_factory=dict)
@@ -329,11 +330,11 @@ def _fail_dead_workers(study, storage) -> None:
         if worker.get("host") != host or _alive(worker):
             continue
         tid = storage.get_trial_id_from_study_id_trial_number(sid, t.number)
-        try:
+        try:  # the attribute first: a finished trial takes no more writes
+            storage.set_trial_user_attr(tid, "error", "its worker process died")
             storage.set_trial_state_values(tid, TrialState.FAIL)
         except Exception:  # noqa: BLE001  (another worker failed it first: UpdateFinishedTrialError)
             continue
-        storage.set_trial_user_attr(tid, "error", "its worker process died")
         study.enqueue_trial(t.params, user_attrs={"retry_of": t.number})
         print(f"zoo tune: trial {t.number} lost its worker (pid {worker.get('pid')}); failed, and queued again",
               flush=True)
@@ -364,6 +365,7 @@ def _run_trial(trial, argv, run_dir, metric) -> float:
     env = {**os.environ, "ZOO_NO_TEST": "1", "PYTHONUNBUFFERED": "1"}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     linux = sys.platform.startswith("linux")
+    cpu = _children_cpu()
     with open(run_dir + ".log", "w") as log:
         proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 preexec_fn=_die_with_parent if linux else None)
@@ -387,7 +389,16 @@ def _run_trial(trial, argv, run_dir, metric) -> float:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        trial.set_user_attr("cpu_s", round(_children_cpu() - cpu, 2))
     return _final(trial, proc.returncode, run_dir, metric)
+
+
+def _children_cpu() -> float:
+    """CPU-seconds (user + system) of this process' finished children."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _float(text):
@@ -482,7 +493,8 @@ def _progress(stage: _Stage):
         except ValueError:
             best = "no best yet"
         print(f"zoo tune: trial {stage.prefix}{t.number} [{_fmt(t.user_attrs.get('values', {}))}] {what}; "
-              f"{_finished(counts)}/{s.trials} finished; {best}", flush=True)
+              f"{t.user_attrs.get('cpu_s', 0):.0f} CPU-s; {_finished(counts)}/{s.trials} finished; {best}",
+              flush=True)
 
     return callback
 
@@ -495,6 +507,10 @@ def _run_stage(stage: _Stage) -> None:
         _fail_dead_workers(study, stage.storage)
         counts = _counts(study)
         if _finished(counts) >= s.trials:
+            return
+        used = sum(t.user_attrs.get("cpu_s", 0.0) for t in study.get_trials(deepcopy=False))
+        if s.budget_cpu_s is not None and used >= s.budget_cpu_s:
+            print(f"zoo tune: the trials used {used:.0f} CPU-seconds (budget {s.budget_cpu_s:g}); stopping", flush=True)
             return
         if hasattr(study.sampler, "is_exhausted") and study.sampler.is_exhausted(study):
             print(f"zoo tune: the grid is exhausted after {_finished(counts)} trials", flush=True)

@@ -49,6 +49,10 @@ def _space(args, fixed: dict):
 
 
 def _cmd_tune(args):
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise CLIError("zoo tune needs Optuna: pip install -e '.[tune]'")
     from zoo import search
 
     if not args.data:
@@ -60,7 +64,7 @@ def _cmd_tune(args):
         model=args.model, data=args.data, out=args.out or os.path.join("tunes", args.model),
         space=_space(args, fixed), trials=args.trials, metric=args.metric, sampler=args.sampler, prune=args.prune,
         storage=args.storage, study=args.study, resume=args.resume, refine=args.refine,
-        search_seed=args.search_seed, grid_points=args.grid_points, fixed_argv=_fixed_argv(args), fixed=fixed,
+        budget_cpu_s=args.budget_cpu, search_seed=args.search_seed, grid_points=args.grid_points, fixed_argv=_fixed_argv(args), fixed=fixed,
         model_kwargs=parse_sets(args.model_arg), seed=args.seed,
     )
     search.run(s)
@@ -95,6 +99,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--storage", help="postgresql://USER@HOST/DB or mysql://...: share the study between "
                    "machines (default: a journal file in --out)")
     p.add_argument("--study", help="study name in the storage (default zoo-tune)")
+    p.add_argument("--budget-cpu", dest="budget_cpu", type=float, metavar="SECONDS",
+                   help="start no trial once the study's trials used this many CPU-seconds")
     p.add_argument("--search-seed", dest="search_seed", type=int, help="sampler seed (default: random)")
     p.add_argument("--grid-points", dest="grid_points", type=int, default=3,
                    help="values per range for --sampler grid (default 3)")
