@@ -7,7 +7,7 @@ import pytest
 from keras.src.legacy.saving import legacy_h5_format
 
 import zoo
-from zoo.models import backbones, mobilenet, resnet
+from zoo.models import backbones, features, mobilenet, resnet, weights
 
 A = keras.applications
 KERAS_TWINS = {
@@ -131,21 +131,38 @@ def test_preprocess_input_matches_keras_applications():
     x = np.random.default_rng(0).uniform(0, 255, (2, 8, 8, 3)).astype("float32")
     np.testing.assert_allclose(resnet.preprocess_input(x.copy()), A.resnet50.preprocess_input(x.copy()))
     np.testing.assert_allclose(mobilenet.preprocess_input(x.copy()), A.mobilenet_v2.preprocess_input(x.copy()))
-    assert backbones.preprocess_input("resnet101") is resnet.preprocess_input
-    assert backbones.preprocess_input("mobilenet_v2") is mobilenet.preprocess_input
+    # features.preprocess_input reads the mode each family declares at registration.
+    for name, family in (("resnet101", resnet), ("resnet18", resnet), ("mobilenet_v2", mobilenet), ("mobilenet", mobilenet)):
+        np.testing.assert_allclose(features.preprocess_input(name)(x.copy()), family.preprocess_input(x.copy()))
+    assert zoo.get_spec("resnet50").preprocessing == "caffe" and zoo.get_spec("mobilenet").preprocessing == "tf"
+    # A model that declares none (no published ImageNet weights) gets an error, not ResNet's "caffe".
+    for name in ("resnet20", "lenet5"):
+        with pytest.raises(ValueError, match=f"{name!r} declares no ImageNet preprocessing"):
+            features.preprocess_input(name)
+    with pytest.raises(ValueError, match="preprocessing"):
+        zoo.registry.register_model(
+            task="classification", input_shape=(8,), reference="-", description="-", preprocessing="cafe"
+        )(lambda: None)
+
+
+def test_backbones_alias_keeps_the_old_names():
+    assert backbones.feature_extractor is features.feature_extractor
+    assert backbones.imagenet_file is weights.imagenet_file and backbones.OFFLINE_ENV == weights.OFFLINE_ENV
+    assert dict(backbones.FEATURE_LAYERS["resnet50"]) == zoo.get_spec("resnet50").feature_layers
+    assert set(features.FEATURE_LAYERS) == {n for n in zoo.list_models() if zoo.get_spec(n).feature_layers}
 
 
 DEEP = ("resnet101", "resnet152")
 
 
 @pytest.mark.parametrize(
-    "name", [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in sorted(backbones.FEATURE_LAYERS)]
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n in DEEP else n for n in sorted(features.FEATURE_LAYERS)]
 )
 def test_feature_layers_sit_at_their_strides(name):
     size = 32 if name in ("resnet20", "resnet32", "resnet56") else 64
     kw = {"alpha": 0.25} if name.startswith("mobilenet") else {}
     base = zoo.create_model(name, include_top=False, input_shape=(size, size, 3), **kw)
-    for level, layer_name in backbones.FEATURE_LAYERS[name].items():
+    for level, layer_name in zoo.get_spec(name).feature_layers.items():
         stride = 2 ** int(level[1:])
         assert tuple(base.get_layer(layer_name).output.shape[1:3]) == (size // stride, size // stride), level
     # The deepest level is what the backbone without top returns.
@@ -153,18 +170,18 @@ def test_feature_layers_sit_at_their_strides(name):
 
 
 def test_feature_extractor_defaults_and_errors():
-    model = backbones.feature_extractor("resnet18", (64, 64, 3))
+    model = features.feature_extractor("resnet18", (64, 64, 3))
     assert [tuple(o.shape[1:]) for o in model.outputs] == [(8, 8, 128), (4, 4, 256), (2, 2, 512)]
     outs = model(images(64))
     assert isinstance(outs, list) and all(np.all(np.isfinite(np.asarray(o))) for o in outs)
-    model = backbones.feature_extractor("mobilenet_v2", (64, 64, 3), levels=("C1", "C2", "C3", "C4", "C5"), alpha=0.35)
+    model = features.feature_extractor("mobilenet_v2", (64, 64, 3), levels=("C1", "C2", "C3", "C4", "C5"), alpha=0.35)
     assert [o.shape[1] for o in model.outputs] == [32, 16, 8, 4, 2]
     with pytest.raises(ValueError, match="Did you mean: .*resnet50"):
-        backbones.feature_extractor("resnet5", (64, 64, 3))
+        features.feature_extractor("resnet5", (64, 64, 3))
     with pytest.raises(ValueError, match=r"\['C3', 'C4', 'C5'\] for 'resnet20'; allowed: C0, C1, C2"):
-        backbones.feature_extractor("resnet20", (32, 32, 3))
+        features.feature_extractor("resnet20", (32, 32, 3))
     with pytest.raises(ValueError, match="pooling"):
-        backbones.feature_extractor("resnet18", (64, 64, 3), pooling="avg")
+        features.feature_extractor("resnet18", (64, 64, 3), pooling="avg")
 
 
 @pytest.mark.parametrize("name", ["resnet50", "resnet18", "mobilenet", "mobilenet_v2"])
@@ -195,19 +212,21 @@ def test_backbone_argument_errors(name, kwargs, message):
 def test_imagenet_files_are_keras_own():
     from keras.src.applications import resnet as keras_resnet
 
-    for name, hashes in backbones.RESNET_HASHES.items():
+    for name, hashes in resnet.RESNET_HASHES.items():
         assert keras_resnet.WEIGHTS_HASHES[name] == hashes
-    assert backbones.imagenet_file("resnet50", include_top=False)[0] == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
-    assert backbones.imagenet_file("mobilenet", include_top=True, alpha=0.75, rows=160)[0] == "mobilenet_7_5_160_tf.h5"
+        assert zoo.get_spec(name).pretrained["imagenet"].md5 == hashes
+    assert sorted(weights.published()) == ["mobilenet", "mobilenet_v2", "resnet101", "resnet152", "resnet50"]
+    assert weights.imagenet_file("resnet50", include_top=False)[0] == "resnet50_weights_tf_dim_ordering_tf_kernels_notop.h5"
+    assert weights.imagenet_file("mobilenet", include_top=True, alpha=0.75, rows=160)[0] == "mobilenet_7_5_160_tf.h5"
     assert (
-        backbones.imagenet_file("mobilenet_v2", include_top=False, alpha=1.0, rows=224)[0]
+        weights.imagenet_file("mobilenet_v2", include_top=False, alpha=1.0, rows=224)[0]
         == "mobilenet_v2_weights_tf_dim_ordering_tf_kernels_1.0_224_no_top.h5"
     )
 
 
 def test_imagenet_offline_error_says_which_file_goes_where(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setenv(backbones.OFFLINE_ENV, "1")
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
     with pytest.raises(ValueError) as err:
         zoo.resnet50(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
     message = str(err.value)
@@ -221,7 +240,7 @@ def test_imagenet_offline_error_says_which_file_goes_where(tmp_path, monkeypatch
 
 def test_imagenet_weights_load_from_keras_cache(tmp_path, monkeypatch):
     monkeypatch.setenv("KERAS_HOME", str(tmp_path))
-    monkeypatch.setenv(backbones.OFFLINE_ENV, "1")
+    monkeypatch.setenv(weights.OFFLINE_ENV, "1")
     theirs = randomize(A.MobileNet(weights=None, include_top=False, alpha=0.25, input_shape=(32, 32, 3)))
     (tmp_path / "models").mkdir()
     save_legacy_h5(theirs, tmp_path / "models" / "mobilenet_2_5_224_tf_no_top.h5")

@@ -5,6 +5,7 @@ import sys
 import pytest
 
 import zoo
+from zoo import contract
 from zoo.registry import markdown_table
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -84,3 +85,31 @@ def test_ci_runs_the_readme_test_command():
     ci = (ROOT / ".ci" / "run").read_text().splitlines()
     command = [l for l in ci if l.startswith("python3 -m venv")][0]
     assert command in (ROOT / "README.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "check, args, kwargs, message",
+    [
+        (contract.check_int, ("units", 0), {"min": 1}, "`units` must be an integer >= 1. Received: units=0"),
+        (contract.check_int, ("units", True), {}, "Received: units=True"),
+        (contract.check_int, ("grid", 9), {"min": 1, "max": 8}, "in [1, 8]. Received: grid=9"),
+        (contract.check_number, ("dropout", 1.0), {"min": 0, "below": 1}, "in [0, 1). Received: dropout=1.0"),
+        (contract.check_number, ("alpha", 0), {"above": 0}, "a number > 0. Received: alpha=0"),
+        (contract.check_number, ("lr", float("nan")), {}, "Received: lr=nan"),
+        (contract.check_choice, ("pooling", "avgg", (None, "avg", "max")), {}, "(closest: 'avg'). Received: pooling='avgg'"),
+        (contract.check_choice, ("alpha", 0.3, (0.25, 0.5)), {"when": "weights='imagenet'"}, "With weights='imagenet'"),
+        (contract.check_choice, ("alpha", 0.3, (0.25, 0.5)), {}, "one of 0.25, 0.5 (closest: 0.25)"),
+        (contract.check_choice, ("include_top", 1, (True, False)), {}, "Received: include_top=1"),
+    ],
+)
+def test_contract_checks_name_argument_value_and_allowed(check, args, kwargs, message):
+    with pytest.raises(ValueError) as err:
+        check(*args, **kwargs)
+    assert message in str(err.value)
+
+
+def test_contract_checks_return_valid_values():
+    assert contract.check_int("n", 3, min=1, max=3) == 3
+    assert contract.check_number("p", 0, min=0, below=1) == 0
+    assert contract.check_choice("alpha", 1, (0.5, 1.0)) == 1  # 1 == 1.0; bools are kept apart
+    assert contract.check_choice("flag", False, (True, False)) is False

@@ -8,6 +8,8 @@ quoting the bad value and what is allowed.
 
 from __future__ import annotations
 
+import difflib
+import numbers
 import os
 
 import keras
@@ -16,20 +18,99 @@ POOLINGS = (None, "avg", "max")
 WEIGHT_SUFFIXES = (".weights.h5", ".h5", ".keras")
 
 
-def check_classes(classes, *, allowed=None):
-    if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"`classes` must be an integer >= 1. Received: classes={classes!r}")
-    if allowed is not None and classes not in allowed:
+def _bounds(min, max, above, below):
+    """" >= 1", " in [0, 1)", " > 0"... for the messages of `check_int` / `check_number`."""
+    low = f"[{min}" if min is not None else f"({above}" if above is not None else None
+    high = f"{max}]" if max is not None else f"{below})" if below is not None else None
+    if low and high:
+        return f" in {low}, {high}"
+    if low:
+        return f" >= {min}" if min is not None else f" > {above}"
+    if high:
+        return f" <= {max}" if max is not None else f" < {below}"
+    return ""
+
+
+def _in_bounds(value, min, max, above, below):
+    return not (
+        (min is not None and value < min) or (max is not None and value > max)
+        or (above is not None and value <= above) or (below is not None and value >= below)
+    )
+
+
+def check_int(name, value, *, min=None, max=None):
+    """Returns `value` if it is an integer (not a bool) in `[min, max]`.
+
+    Raises:
+        ValueError: Naming `name`, the allowed range and the received value.
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not _in_bounds(
+        value, min, max, None, None
+    ):
+        raise ValueError(f"`{name}` must be an integer{_bounds(min, max, None, None)}. Received: {name}={value!r}")
+    return value
+
+
+def check_number(name, value, *, min=None, max=None, above=None, below=None):
+    """Returns `value` if it is a real number (not a bool) within the bounds.
+
+    Args:
+        name: Argument name, for the message.
+        value: The received value.
+        min, max: Inclusive bounds (None: unbounded).
+        above, below: Exclusive bounds (None: unbounded).
+
+    Raises:
+        ValueError: Naming `name`, the allowed range and the received value (NaN is refused).
+    """
+    ok = not isinstance(value, bool) and isinstance(value, numbers.Real) and value == value
+    if not ok or not _in_bounds(value, min, max, above, below):
         raise ValueError(
-            f"`classes` must be one of {sorted(allowed)} for this model. Received: classes={classes!r}"
+            f"`{name}` must be a number{_bounds(min, max, above, below)}. Received: {name}={value!r}"
         )
+    return value
+
+
+def _closest(value, allowed):
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        numbers_ = [a for a in allowed if isinstance(a, numbers.Real) and not isinstance(a, bool)]
+        return min(numbers_, key=lambda a: abs(a - value)) if numbers_ else None
+    texts = {str(a).lower(): a for a in allowed}
+    close = difflib.get_close_matches(str(value).lower(), list(texts), n=1, cutoff=0.5)
+    return texts[close[0]] if close else None
+
+
+def check_choice(name, value, allowed, *, when=None):
+    """Returns `value` if it is one of `allowed` (bools only match bools).
+
+    Args:
+        name: Argument name, for the message.
+        value: The received value.
+        allowed: The valid choices, in the order the message lists them.
+        when: Condition under which `allowed` applies, e.g. "weights='imagenet'" (for the message).
+
+    Raises:
+        ValueError: Naming `name`, the choices, the closest one and the received value.
+    """
+    allowed = tuple(allowed)
+    if any(value == a and isinstance(value, bool) == isinstance(a, bool) for a in allowed):
+        return value
+    close = _closest(value, allowed)
+    hint = f" (closest: {close!r})" if close is not None else ""
+    prefix = f"With {when}, `{name}`" if when else f"`{name}`"
+    raise ValueError(
+        f"{prefix} must be one of {', '.join(map(repr, allowed))}{hint}. Received: {name}={value!r}"
+    )
+
+
+def check_classes(classes, *, allowed=None):
+    check_int("classes", classes, min=1)
+    if allowed is not None:
+        check_choice("classes", classes, sorted(allowed))
 
 
 def check_pooling(pooling):
-    if pooling not in POOLINGS:
-        raise ValueError(
-            f"`pooling` must be one of None, 'avg', 'max'. Received: pooling={pooling!r}"
-        )
+    check_choice("pooling", pooling, POOLINGS)
 
 
 def check_activation(classifier_activation, arg="classifier_activation"):
@@ -107,8 +188,7 @@ def check_common(
     allowed_classes=None,
 ):
     """Checks the keywords shared by every builder."""
-    if not isinstance(include_top, bool):
-        raise ValueError(f"`include_top` must be True or False. Received: include_top={include_top!r}")
+    check_choice("include_top", include_top, (True, False))
     check_weights(weights, named=named_weights)
     check_pooling(pooling)
     check_classes(classes, allowed=allowed_classes)

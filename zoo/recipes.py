@@ -5,6 +5,8 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from zoo import contract
+
 OPTIMIZERS = ("sgd", "momentum", "rmsprop", "adam", "adamw")
 
 
@@ -55,10 +57,7 @@ class Recipe:
     published: dict = dataclasses.field(default_factory=dict)
 
     def __post_init__(self):
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(
-                f"Unknown optimizer {self.optimizer!r}; allowed: {', '.join(OPTIMIZERS)}."
-            )
+        contract.check_choice("optimizer", self.optimizer, OPTIMIZERS)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -69,10 +68,7 @@ class Recipe:
         """A copy with `changes` applied; unknown fields raise ValueError."""
         fields = {f.name: f for f in dataclasses.fields(self)}
         for key in changes:
-            if key not in fields:
-                raise ValueError(
-                    f"Unknown recipe field {key!r}; allowed: {', '.join(sorted(fields))}."
-                )
+            contract.check_choice("recipe field", key, sorted(fields))
         return dataclasses.replace(self, **changes)
 
     @classmethod

@@ -11,6 +11,39 @@ import difflib
 import fnmatch
 from typing import Any, Callable
 
+from zoo import contract
+
+PREPROCESSING = ("caffe", "tf", "torch")  # keras.applications.imagenet_utils.preprocess_input modes
+
+
+@dataclasses.dataclass(frozen=True)
+class WeightFiles:
+    """Published weight files of one model (plain data; `zoo.models.weights` fetches and loads them).
+
+    Attributes:
+        url: Folder URL holding the files.
+        pattern: File name, with `{top}` and, for models published at several widths and sizes,
+            `{alpha}` and `{rows}`.
+        top: What `{top}` stands for: (file with the classifier, file without).
+        md5: Hashes (with, without), or None where the publisher gives none.
+        alphas: `{width multiplier: its text in the file name}`; empty for one width.
+        rows: Input sizes published (other sizes use the 224 file).
+    """
+
+    url: str
+    pattern: str
+    top: tuple = ("", "_notop")
+    md5: tuple | None = None
+    alphas: dict = dataclasses.field(default_factory=dict)
+    rows: tuple = (224,)
+
+    def file(self, *, include_top, alpha=1.0, rows=224):
+        """`(file name, url, md5 or None)` of the file for `include_top`, width `alpha`, size `rows`."""
+        index = 0 if include_top else 1
+        name = self.pattern.format(top=self.top[index], alpha=self.alphas.get(alpha, alpha), rows=rows)
+        return name, self.url + name, self.md5[index] if self.md5 else None
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelSpec:
     """What the registry knows about one model (plain data, no graph code)."""
@@ -27,6 +60,13 @@ class ModelSpec:
     test_overrides: dict = dataclasses.field(default_factory=dict)
     # Shape of one output sample at `test_overrides` (None: not checked).
     output_shape: Any = None
+    # `{"C1": layer name, ...}`: the layer ending each resolution level (`C{k}` at stride 2**k);
+    # empty for models that are not backbones.
+    feature_layers: dict = dataclasses.field(default_factory=dict)
+    # `{"imagenet": WeightFiles}`: published weight files a builder's `weights=` resolves.
+    pretrained: dict = dataclasses.field(default_factory=dict)
+    # The `preprocess_input` mode its published weights expect ("caffe", "tf", "torch"), or None.
+    preprocessing: str | None = None
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
@@ -42,6 +82,9 @@ def register_model(
     recipe: Any = None,
     test_overrides: dict | None = None,
     output_shape: Any = None,
+    feature_layers: dict | None = None,
+    pretrained: dict | None = None,
+    preprocessing: str | None = None,
     name: str | None = None,
 ):
     """Decorator that registers a builder under its function name.
@@ -54,10 +97,15 @@ def register_model(
         recipe: A `zoo.recipes.Recipe` with the model's training defaults.
         test_overrides: Keyword overrides that make the model cheap for tests.
         output_shape: Callable `(overrides) -> shape` of one output sample, or None.
+        feature_layers: `{"C{k}": layer name}` of a backbone (`zoo.models.features` taps them).
+        pretrained: `{"imagenet": WeightFiles}` of the published weights its builder accepts.
+        preprocessing: The `preprocess_input` mode ("caffe", "tf", "torch") its published weights expect.
         name: Registry name. Defaults to the builder's `__name__`.
     """
     if not isinstance(task, str) or not task:
-        raise ValueError(f"task must be a task name. Received: {task!r}")
+        raise ValueError(f"`task` must be a task name. Received: task={task!r}")
+    if preprocessing is not None:
+        contract.check_choice("preprocessing", preprocessing, PREPROCESSING)
 
     def decorate(fn):
         model_name = name or fn.__name__
@@ -74,6 +122,9 @@ def register_model(
             recipe=recipe,
             test_overrides=dict(test_overrides or {}),
             output_shape=output_shape,
+            feature_layers=dict(feature_layers or {}),
+            pretrained=dict(pretrained or {}),
+            preprocessing=preprocessing,
         )
         return fn
 

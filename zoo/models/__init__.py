@@ -1,10 +1,20 @@
 """Model families. Importing this package registers every builder.
 
-Adding a family is one file here plus one import line below.
+Adding a family is one file here plus its name in the import below; the family declares its feature taps,
+published weight files and preprocessing at registration (`zoo.models.features` and `zoo.models.weights`
+read them from the registry).
 """
 
-from zoo.models import dense, lenet, linear, rnn  # noqa: F401
-from zoo.models import backbones, mobilenet, resnet  # noqa: F401
-from zoo.models import siamese  # noqa: F401
-from zoo.models import unet  # noqa: F401
-from zoo.models import yolo  # noqa: F401
+from zoo.models import (  # noqa: F401
+    dense,
+    features,
+    lenet,
+    linear,
+    mobilenet,
+    resnet,
+    rnn,
+    siamese,
+    unet,
+    weights,
+    yolo,
+)

@@ -29,10 +29,8 @@ def _mlp(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=None if classifier_activation == "auto" else classifier_activation,
     )
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"Unknown `activation` {activation!r}; allowed: {', '.join(ACTIVATIONS)}.")
-    if initializer not in INITIALIZERS:
-        raise ValueError(f"Unknown `initializer` {initializer!r}; allowed: {', '.join(INITIALIZERS)}.")
+    contract.check_choice("activation", activation, ACTIVATIONS)
+    contract.check_choice("initializer", initializer, INITIALIZERS)
     sizes = list(layer_sizes)
     if not sizes or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in sizes):
         raise ValueError(f"`layer_sizes` must be a non-empty list of positive integers. Received: {layer_sizes!r}")
@@ -42,8 +40,7 @@ def _mlp(
             f"`dropout` must be a rate in [0, 1) or one rate per hidden layer ({len(sizes)}). "
             f"Received: dropout={dropout!r}"
         )
-    if l2 < 0:
-        raise ValueError(f"`l2` must be >= 0. Received: l2={l2!r}")
+    contract.check_number("l2", l2, min=0)
     shape = contract.check_input_shape(input_shape, default=default_shape, rank=None)
 
     reg = keras.regularizers.L2(l2) if l2 else None
@@ -107,8 +104,7 @@ def shallow_nn(
         hidden_units: Units in the hidden layer. Defaults to 4.
         activation: Hidden activation. Defaults to `"tanh"`.
     """
-    if isinstance(hidden_units, bool) or not isinstance(hidden_units, int) or hidden_units < 1:
-        raise ValueError(f"`hidden_units` must be a positive integer. Received: hidden_units={hidden_units!r}")
+    contract.check_int("hidden_units", hidden_units, min=1)
     return _mlp(
         layer_sizes=[hidden_units], activation=activation, initializer="glorot", l2=0.0, dropout=0.0,
         batch_norm=False, include_top=include_top, weights=weights, input_tensor=input_tensor,

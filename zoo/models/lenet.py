@@ -68,10 +68,8 @@ def lenet5(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    if activation not in ("tanh", "relu"):
-        raise ValueError(f"Unknown `activation` {activation!r}; allowed: 'tanh', 'relu'.")
-    if subsampling not in ("avg", "max"):
-        raise ValueError(f"Unknown `subsampling` {subsampling!r}; allowed: 'avg', 'max'.")
+    contract.check_choice("activation", activation, ("tanh", "relu"))
+    contract.check_choice("subsampling", subsampling, ("avg", "max"))
     shape = contract.check_input_shape(input_shape, default=(28, 28, 1), min_size=(12, 12))
     pool_layer = keras.layers.AveragePooling2D if subsampling == "avg" else keras.layers.MaxPooling2D
 

@@ -9,11 +9,35 @@ from __future__ import annotations
 import keras
 
 from zoo import contract
-from zoo.models import backbones, layers
+from zoo.models import layers
+from zoo.models import weights as weight_files
 from zoo.recipes import Recipe
-from zoo.registry import register_model
+from zoo.registry import WeightFiles, register_model
 
 MIN_SIZE = 32
+PREPROCESSING = "tf"  # the mode of `preprocess_input` ([-1, 1]), which Keras' ImageNet MobileNet files expect
+# Keras' published files (keras.applications gives no hashes for them), at these widths and input sizes.
+V1_FILES = WeightFiles(
+    url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet/",
+    pattern="mobilenet_{alpha}_{rows}_tf{top}.h5", top=("", "_no_top"),
+    alphas={1.0: "1_0", 0.75: "7_5", 0.5: "5_0", 0.25: "2_5"}, rows=(128, 160, 192, 224),
+)
+V2_FILES = WeightFiles(
+    url="https://storage.googleapis.com/tensorflow/keras-applications/mobilenet_v2/",
+    pattern="mobilenet_v2_weights_tf_dim_ordering_tf_kernels_{alpha}_{rows}{top}.h5", top=("", "_no_top"),
+    alphas={a: str(a) for a in (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)}, rows=(96, 128, 160, 192, 224),
+)
+# The last pointwise conv at each stride.
+V1_FEATURE_LAYERS = {
+    "C1": "conv_pw_1_relu", "C2": "conv_pw_3_relu", "C3": "conv_pw_5_relu", "C4": "conv_pw_11_relu",
+    "C5": "conv_pw_13_relu",
+}
+# The expansion of the first block at the next stride (wide maps, as in the TF segmentation tutorial and
+# SSDLite), and the final 1x1 conv for C5.
+V2_FEATURE_LAYERS = {
+    "C1": "block_1_expand_relu", "C2": "block_3_expand_relu", "C3": "block_6_expand_relu",
+    "C4": "block_13_expand_relu", "C5": "out_relu",
+}
 # (pointwise filters, stride) of MobileNet V1's 13 depthwise separable blocks.
 V1_BLOCKS = ((64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2)) + ((512, 1),) * 5 + ((1024, 2), (1024, 1))
 # (expansion t, output channels c, repeats n, first stride s) of MobileNetV2's bottleneck stages (Table 2).
@@ -22,21 +46,16 @@ V2_STAGES = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96,
 
 def preprocess_input(x, data_format=None):
     """keras.applications.mobilenet(_v2).preprocess_input: scales pixels from [0, 255] to [-1, 1] ("tf" mode)."""
-    return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode="tf")
+    return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode=PREPROCESSING)
 
 
-def _check(alpha, weights, include_top, classes, input_shape, *, alphas, rows):
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or alpha <= 0:
-        raise ValueError(f"`alpha` must be a positive number. Received: alpha={alpha!r}")
+def _check(alpha, weights, include_top, classes, input_shape, *, files):
+    contract.check_number("alpha", alpha, above=0)
     shape = contract.check_input_shape(input_shape, default=(224, 224, 3), min_size=(MIN_SIZE, MIN_SIZE))
-    backbones.check_imagenet_args(weights, include_top=include_top, classes=classes, input_shape=shape)
-    file_rows = shape[0] if shape[0] == shape[1] and shape[0] in rows else 224
-    if weights == "imagenet" and alpha not in alphas:
-        closest = min(alphas, key=lambda a: abs(a - alpha))
-        raise ValueError(
-            f"ImageNet weights exist for alpha in {', '.join(map(str, alphas))}; closest: {closest}. "
-            f"Received: alpha={alpha!r}"
-        )
+    weight_files.check_imagenet_args(weights, include_top=include_top, classes=classes, input_shape=shape)
+    file_rows = shape[0] if shape[0] == shape[1] and shape[0] in files.rows else 224
+    if weights == "imagenet":
+        contract.check_choice("alpha", alpha, tuple(files.alphas), when="weights='imagenet'")
     return shape, file_rows
 
 
@@ -113,6 +132,9 @@ def _classes_out(overrides):
     recipe=MOBILENET_RECIPE,
     test_overrides={"input_shape": (32, 32, 3), "classes": 3, "alpha": 0.25},
     output_shape=_classes_out,
+    feature_layers=V1_FEATURE_LAYERS,
+    pretrained={"imagenet": V1_FILES},
+    preprocessing=PREPROCESSING,
 )
 def mobilenet(
     include_top=True,
@@ -148,17 +170,12 @@ def mobilenet(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, named_weights=("imagenet",),
     )
-    shape, rows = _check(
-        alpha, weights, include_top, classes, input_shape,
-        alphas=tuple(backbones.MOBILENET_ALPHAS), rows=backbones.MOBILENET_ROWS,
-    )
-    if isinstance(depth_multiplier, bool) or not isinstance(depth_multiplier, int) or depth_multiplier < 1:
-        raise ValueError(f"`depth_multiplier` must be an integer >= 1. Received: depth_multiplier={depth_multiplier!r}")
-    if weights == "imagenet" and depth_multiplier != 1:
-        raise ValueError(f"ImageNet weights need depth_multiplier=1. Received: depth_multiplier={depth_multiplier!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
-    weights = backbones.resolve_weights(
+    shape, rows = _check(alpha, weights, include_top, classes, input_shape, files=V1_FILES)
+    contract.check_int("depth_multiplier", depth_multiplier, min=1)
+    if weights == "imagenet":
+        contract.check_choice("depth_multiplier", depth_multiplier, (1,), when="weights='imagenet'")
+    contract.check_number("dropout", dropout, min=0.0, below=1.0)
+    weights = weight_files.resolve_weights(
         weights, weights_name="mobilenet", include_top=include_top, alpha=alpha, rows=rows
     )
 
@@ -177,7 +194,7 @@ def mobilenet(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(model, weights)
+    return weight_files.load_weights(model, weights)
 
 
 # -------------------------------------------------------------------------------------------- V2
@@ -213,6 +230,9 @@ def inverted_residual_block(x, expansion, filters, alpha, strides, block_id):
     recipe=MOBILENET_V2_RECIPE,
     test_overrides={"input_shape": (32, 32, 3), "classes": 3, "alpha": 0.35},
     output_shape=_classes_out,
+    feature_layers=V2_FEATURE_LAYERS,
+    pretrained={"imagenet": V2_FILES},
+    preprocessing=PREPROCESSING,
 )
 def mobilenet_v2(
     include_top=True,
@@ -243,11 +263,8 @@ def mobilenet_v2(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, named_weights=("imagenet",),
     )
-    shape, rows = _check(
-        alpha, weights, include_top, classes, input_shape,
-        alphas=backbones.MOBILENET_V2_ALPHAS, rows=backbones.MOBILENET_V2_ROWS,
-    )
-    weights = backbones.resolve_weights(
+    shape, rows = _check(alpha, weights, include_top, classes, input_shape, files=V2_FILES)
+    weights = weight_files.resolve_weights(
         weights, weights_name="mobilenet_v2", include_top=include_top, alpha=alpha, rows=rows
     )
 
@@ -272,4 +289,4 @@ def mobilenet_v2(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(model, weights)
+    return weight_files.load_weights(model, weights)

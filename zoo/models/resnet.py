@@ -14,9 +14,10 @@ from __future__ import annotations
 import keras
 
 from zoo import contract
-from zoo.models import backbones, layers
+from zoo.models import layers
+from zoo.models import weights as weight_files
 from zoo.recipes import Recipe
-from zoo.registry import register_model
+from zoo.registry import WeightFiles, register_model
 
 REFERENCE = "He, Zhang, Ren & Sun 2016, Deep residual learning for image recognition"
 BN_EPSILON = 1.001e-5  # keras.applications' value (from the Caffe port)
@@ -28,6 +29,29 @@ CIFAR_BN_MOMENTUM = 0.9
 SHORTCUTS = ("A", "B")
 MIN_SIZE = 32
 CIFAR_MIN_SIZE = 8
+PREPROCESSING = "caffe"  # the mode of `preprocess_input`, which Keras' ImageNet ResNet files expect
+RESNET_URL = "https://storage.googleapis.com/tensorflow/keras-applications/resnet/"
+# keras.applications.resnet.WEIGHTS_HASHES: (with top, without top), md5.
+RESNET_HASHES = {
+    "resnet50": ("2cb95161c43110f7111970584f804107", "4d473c1dd8becc155b73f8504c6f6626"),
+    "resnet101": ("f1aeb4b969a6efcfb50fad2f0c20cfc5", "88cf7a10940856eca736dc7b7e228a21"),
+    "resnet152": ("100835be76be38e30d865e96f2aaae62", "ee4c566cf9a93f14d82f913c2dc6dd0c"),
+}
+
+
+def imagenet_files(name):
+    """Keras' published ImageNet files of ResNet `name` ("resnet50", "resnet101", "resnet152")."""
+    return WeightFiles(
+        url=RESNET_URL, pattern=name + "_weights_tf_dim_ordering_tf_kernels{top}.h5", md5=RESNET_HASHES[name]
+    )
+
+
+def feature_layers(blocks, cifar=False):
+    """`{"C{k}": layer}`: the layer ending each stride-2**k level (the CIFAR ResNets reach stride 4: C0..C2)."""
+    stages = [f"conv{i + 2}_block{n}_out" for i, n in enumerate(blocks)]
+    if cifar:
+        return {"C0": stages[0], "C1": stages[1], "C2": stages[2]}
+    return {"C1": "conv1_relu", "C2": stages[0], "C3": stages[1], "C4": stages[2], "C5": stages[3]}
 
 
 def preprocess_input(x, data_format=None):
@@ -36,7 +60,7 @@ def preprocess_input(x, data_format=None):
     Use it for ImageNet weights (resnet50/101/152). The CIFAR ResNets train on per-channel standardized
     images instead (their recipe's `normalization="standardize"`).
     """
-    return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode="caffe")
+    return keras.applications.imagenet_utils.preprocess_input(x, data_format=data_format, mode=PREPROCESSING)
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -200,7 +224,7 @@ def resnet(
         include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name:
             The builder contract (see `zoo.contract`).
         default_shape: Input shape when `input_shape` is None.
-        weights_name: Key of the published ImageNet weights (`backbones.IMAGENET_WEIGHTS`), if any.
+        weights_name: Registered model whose published ImageNet files `weights="imagenet"` loads, if any.
         bn_momentum: BatchNormalization momentum of the moving statistics.
         zero_init_last: Start each residual branch's last batch-norm scale at zero (identity blocks at
             initialisation; loaded weights replace it).
@@ -210,14 +234,12 @@ def resnet(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, named_weights=named,
     )
-    if shortcut not in SHORTCUTS:
-        raise ValueError(f"Unknown `shortcut` {shortcut!r}; allowed: 'A', 'B'.")
-    if isinstance(bn_momentum, bool) or not isinstance(bn_momentum, (int, float)) or not 0.0 <= bn_momentum < 1.0:
-        raise ValueError(f"`bn_momentum` must be a number in [0, 1). Received: bn_momentum={bn_momentum!r}")
+    contract.check_choice("shortcut", shortcut, SHORTCUTS)
+    contract.check_number("bn_momentum", bn_momentum, min=0.0, below=1.0)
     min_size = MIN_SIZE if stem == "imagenet" else CIFAR_MIN_SIZE
     shape = contract.check_input_shape(input_shape, default=default_shape, min_size=(min_size, min_size))
-    backbones.check_imagenet_args(weights, include_top=include_top, classes=classes, input_shape=shape)
-    weights = backbones.resolve_weights(weights, weights_name=weights_name, include_top=include_top)
+    weight_files.check_imagenet_args(weights, include_top=include_top, classes=classes, input_shape=shape)
+    weights = weight_files.resolve_weights(weights, weights_name=weights_name, include_top=include_top)
 
     inputs = contract.make_input(shape, input_tensor)
     if stem == "imagenet":
@@ -240,7 +262,7 @@ def resnet(
     else:
         x = contract.pool(x, pooling)
     model = keras.Model(inputs, x, name=name)
-    return backbones.load_weights(model, weights)
+    return weight_files.load_weights(model, weights)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -313,7 +335,7 @@ _IMAGENET_TEST = {"input_shape": (32, 32, 3), "classes": 3}
 _CIFAR_TEST = {"input_shape": (16, 16, 3), "classes": 3}
 
 
-def _register(fn, *, recipe, description, cifar=False):
+def _register(fn, *, recipe, description, blocks, cifar=False, pretrained=None):
     return register_model(
         task="classification",
         input_shape=(32, 32, 3) if cifar else (224, 224, 3),
@@ -322,6 +344,9 @@ def _register(fn, *, recipe, description, cifar=False):
         recipe=recipe,
         test_overrides=_CIFAR_TEST if cifar else _IMAGENET_TEST,
         output_shape=_classes_out,
+        feature_layers=feature_layers(blocks, cifar=cifar),
+        pretrained=pretrained,
+        preprocessing=None if cifar else PREPROCESSING,
     )(fn)
 
 
@@ -366,13 +391,14 @@ def _imagenet_variant(depth, block, blocks, *, use_bias, top1_error, weights_nam
     builder.__module__ = __name__
     builder.__doc__ = _IMAGENET_DOC.format(
         depth=depth, kind=block, blocks="x".join(map(str, blocks)),
-        imagenet='"imagenet" (Keras\' published file, see `backbones.imagenet_weights_path`), ' if weights_name else "",
+        imagenet='"imagenet" (Keras\' published file, see `zoo.models.weights.imagenet_weights_path`), ' if weights_name else "",
         compat=f" or from `keras.applications.ResNet{depth}`" if weights_name else "",
     )
     kind = "bottleneck (1x1-3x3-1x1)" if block == "bottleneck" else "basic (3x3-3x3)"
     extra = "; weight-compatible with keras.applications" if weights_name else ""
     return _register(
-        builder, recipe=_imagenet_recipe(top1_error),
+        builder, recipe=_imagenet_recipe(top1_error), blocks=blocks,
+        pretrained={"imagenet": imagenet_files(weights_name)} if weights_name else None,
         description=f"ResNet-{depth}: {kind} residual blocks {'-'.join(map(str, blocks))}{extra}.",
     )
 
@@ -419,7 +445,7 @@ def _cifar_variant(depth, test_error):
             Keras' 0.99 leaves short runs with stale moving statistics).
     """
     return _register(
-        builder, recipe=_cifar_recipe(test_error), cifar=True,
+        builder, recipe=_cifar_recipe(test_error), cifar=True, blocks=(n, n, n),
         description=f"CIFAR ResNet-{depth}: 3x{n} basic blocks of 16/32/64 filters, option-A shortcuts.",
     )
 

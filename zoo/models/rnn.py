@@ -61,13 +61,10 @@ def rnn(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation,
     )
-    if cell not in CELLS:
-        raise ValueError(f"Unknown `cell` {cell!r}; allowed: {', '.join(CELLS)}.")
-    for arg, value in (("units", units), ("num_layers", num_layers)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be a positive integer. Received: {arg}={value!r}")
-    if not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be in [0, 1). Received: dropout={dropout!r}")
+    contract.check_choice("cell", cell, CELLS)
+    contract.check_int("units", units, min=1)
+    contract.check_int("num_layers", num_layers, min=1)
+    contract.check_number("dropout", dropout, min=0.0, below=1.0)
     shape = contract.check_input_shape(input_shape, default=(28, 28), rank=2)
 
     inputs = contract.make_input(shape, input_tensor)

@@ -66,12 +66,8 @@ def _convnet(x, width):
 
 
 def _zoo_backbone(x, backbone, shape, backbone_weights):
-    try:
-        from zoo.models.backbones import FEATURE_LAYERS, feature_extractor
-    except ImportError:  # the backbones family is not installed in this checkout
-        raise ValueError(
-            f"Unknown `backbone` {backbone!r}; allowed: {DEFAULT_BACKBONE!r} (zoo backbones are unavailable)."
-        ) from None
+    from zoo.models.features import FEATURE_LAYERS, feature_extractor
+
     deepest = sorted(FEATURE_LAYERS.get(backbone) or {"C5": None})[-1]  # C5, or C2 for CIFAR ResNets
     features = feature_extractor(backbone, shape, levels=(deepest,), weights=backbone_weights)
     out = features(x)
@@ -132,7 +128,7 @@ def siamese(
         classifier_activation: Must be None (the head is linear then L2-normalised).
         name: Model name.
         backbone: `"convnet"` (a small 4-block CNN, fast on a CPU) or the name of any zoo backbone
-            (`zoo.models.backbones.feature_extractor`, e.g. `"resnet18"`, `"mobilenet_v2"`).
+            (`zoo.models.features.feature_extractor`, e.g. `"resnet18"`, `"mobilenet_v2"`).
         backbone_weights: Weights for a zoo backbone (e.g. `"imagenet"` or a local file).
         embedding_dim: Embedding size. Defaults to 128 (FaceNet).
         width: Filters of the first convnet block (doubled per block). Defaults to 16.
@@ -140,8 +136,7 @@ def siamese(
         view: `"embedding"` (one branch, `[B, embedding_dim]`) or `"pair"` (two inputs, the squared
             distance `[B, 1]`; see `pair_view`).
     """
-    if view not in VIEWS:
-        raise ValueError(f"Unknown `view` {view!r}; allowed: {', '.join(repr(v) for v in VIEWS)}.")
+    contract.check_choice("view", view, VIEWS)
     if classes is not None:
         contract.check_classes(classes)
     if classifier_activation is not None:
@@ -152,11 +147,9 @@ def siamese(
     contract.check_common(
         include_top=include_top, weights=weights, pooling=pooling, classes=1, classifier_activation=None
     )
-    for arg, value in (("embedding_dim", embedding_dim), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"`{arg}` must be an integer >= 1. Received: {arg}={value!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be a rate in [0, 1). Received: dropout={dropout!r}")
+    contract.check_int("embedding_dim", embedding_dim, min=1)
+    contract.check_int("width", width, min=1)
+    contract.check_number("dropout", dropout, min=0.0, below=1.0)
     if not isinstance(backbone, str):
         raise ValueError(f"`backbone` must be a name such as {DEFAULT_BACKBONE!r}. Received: backbone={backbone!r}")
     if view == "pair" and input_tensor is not None:

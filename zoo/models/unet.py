@@ -73,25 +73,25 @@ def _check_size(shape, depth):
 
 def _backbone_depths(encoder):
     """`{depth: level name}` a backbone offers (`C{k}` is its map at stride 2**k), checking the name."""
-    from zoo.models import backbones
+    from zoo.models.features import FEATURE_LAYERS
 
-    if encoder not in backbones.FEATURE_LAYERS:
-        close = difflib.get_close_matches(str(encoder), list(backbones.FEATURE_LAYERS), n=1)
+    if encoder not in FEATURE_LAYERS:
+        close = difflib.get_close_matches(str(encoder), list(FEATURE_LAYERS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(
             f"Unknown `encoder` {encoder!r}.{hint} Allowed: None (the paper's encoder) or one of "
-            f"{', '.join(sorted(backbones.FEATURE_LAYERS))}."
+            f"{', '.join(sorted(FEATURE_LAYERS))}."
         )
-    return {int(level[1:]): level for level in backbones.FEATURE_LAYERS[encoder]}
+    return {int(level[1:]): level for level in FEATURE_LAYERS[encoder]}
 
 
 def _backbone_encoder(encoder, inputs, shape, depth, encoder_weights, freeze_encoder):
     """Skips `{stride: tensor}`, the bottleneck and the backbone's layers, built on `inputs` (one flat graph)."""
-    from zoo.models import backbones
+    from zoo.models.features import feature_extractor
 
     levels = {k: name for k, name in _backbone_depths(encoder).items() if k <= depth}
     order = sorted(levels)
-    extractor = backbones.feature_extractor(
+    extractor = feature_extractor(
         encoder, shape, levels=[levels[k] for k in order], weights=encoder_weights, input_tensor=inputs
     )
     features = dict(zip(order, extractor.outputs))
@@ -149,9 +149,9 @@ def unet(
         batch_norm: Batch normalization after every 3x3 convolution (not in the paper; speeds up training).
         dropout: Dropout rate at the end of the contracting path, as in the paper (which uses 0.5).
         encoder: None for the paper's encoder, or a zoo backbone name (e.g. `"mobilenet_v2"`, `"resnet50"`):
-            its layers (named as in `zoo.models.backbones.FEATURE_LAYERS`) are built into this model, and
+            its layers (named as in `zoo.models.features.FEATURE_LAYERS`) are built into this model, and
             its `C1..C{depth}` maps are the skips and the bottleneck. Feed it inputs prepared as its weights
-            expect (`zoo.models.backbones.preprocess_input(encoder)`).
+            expect (`zoo.models.features.preprocess_input(encoder)`).
         encoder_weights: Backbone weights: None, `"imagenet"` or a local weights file (backbone encoders only).
         freeze_encoder: Make the encoder (the backbone, or the paper encoder's `enc*`/`bottleneck_*` layers)
             non-trainable; frozen batch norms run in inference mode. Load weights with `weights` or
@@ -173,24 +173,17 @@ def unet(
     else:
         allowed = sorted(k for k in _backbone_depths(encoder) if k >= 1)
         depth = max(allowed) if depth is None else depth
-    if isinstance(depth, bool) or not isinstance(depth, int) or depth not in allowed:
-        raise ValueError(
-            f"`depth` must be one of {', '.join(str(d) for d in allowed)}"
-            f"{'' if encoder is None else f' for encoder {encoder!r}'}. Received: depth={depth!r}"
-        )
-    if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-        raise ValueError(f"`filters` must be a positive integer. Received: filters={filters!r}")
-    if not isinstance(batch_norm, bool):
-        raise ValueError(f"`batch_norm` must be True or False. Received: batch_norm={batch_norm!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0.0 <= dropout < 1.0:
-        raise ValueError(f"`dropout` must be a rate in [0, 1). Received: dropout={dropout!r}")
+    contract.check_int("depth", depth)
+    contract.check_choice("depth", depth, allowed, when=None if encoder is None else f"encoder={encoder!r}")
+    contract.check_int("filters", filters, min=1)
+    contract.check_choice("batch_norm", batch_norm, (True, False))
+    contract.check_number("dropout", dropout, min=0.0, below=1.0)
     if encoder is None and encoder_weights is not None:
         raise ValueError(
             "`encoder_weights` needs a backbone `encoder` such as 'mobilenet_v2' (use `weights` for a whole "
             f"U-Net). Received: encoder=None, encoder_weights={encoder_weights!r}"
         )
-    if not isinstance(freeze_encoder, bool):
-        raise ValueError(f"`freeze_encoder` must be True or False. Received: freeze_encoder={freeze_encoder!r}")
+    contract.check_choice("freeze_encoder", freeze_encoder, (True, False))
     shape = contract.check_input_shape(input_shape, default=(128, 128, 3), min_size=(2**depth, 2**depth))
     _check_size(shape, depth)
 

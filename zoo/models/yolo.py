@@ -111,11 +111,11 @@ def _tiny_backbone(inputs, grid_size, width):
 
 
 def _named_backbone(inputs, backbone, grid_size, backbone_weights):
-    from zoo.models import backbones  # noqa: PLC0415 (import late: written alongside)
+    from zoo.models.features import feature_extractor  # noqa: PLC0415
 
     stride = inputs.shape[1] // grid_size
     level = LEVEL_OF_STRIDE.get(stride, "C5")
-    extractor = backbones.feature_extractor(
+    extractor = feature_extractor(
         backbone, tuple(inputs.shape[1:]), levels=(level,), weights=backbone_weights, input_tensor=inputs
     )
     x = extractor.outputs[0]
@@ -163,7 +163,7 @@ def yolo(
             `zoo.tasks.detection.decode` turns into probabilities and boxes.
         name: Model name.
         backbone: "tiny" (a small conv net that trains on a CPU), or a zoo
-            backbone with feature levels (`zoo.models.backbones.FEATURE_LAYERS`:
+            backbone with feature levels (`zoo.models.features.FEATURE_LAYERS`:
             "mobilenet_v2", "resnet50", ...), read at stride input size / S.
         grid_size: `S`. Defaults to input size / 8. With "tiny", input size / S
             must be a power of two.
@@ -172,7 +172,7 @@ def yolo(
             the built-in shapes/detection boxes.
         width: Filters of the first "tiny" stage (doubling per stage). Defaults to 24.
         backbone_weights: Weights of a named backbone (None, or what
-            `zoo.models.backbones.feature_extractor` accepts).
+            `zoo.models.features.feature_extractor` accepts).
     """
     contract.check_common(
         include_top=include_top, weights=weights, pooling=pooling, classes=classes, classifier_activation=None
@@ -182,7 +182,7 @@ def yolo(
             "`classifier_activation` must be None for YOLO (raw logits, decoded by zoo.tasks.detection.decode). "
             f"Received: classifier_activation={classifier_activation!r}"
         )
-    from zoo.models.backbones import FEATURE_LAYERS  # noqa: PLC0415
+    from zoo.models.features import FEATURE_LAYERS  # noqa: PLC0415
 
     allowed = ("tiny",) + tuple(sorted(FEATURE_LAYERS))
     if backbone not in allowed:
@@ -192,16 +192,14 @@ def yolo(
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown `backbone` {backbone!r}; allowed: {', '.join(allowed)}.{hint}")
     anchors = _check_anchors(anchors)
-    if isinstance(width, bool) or not isinstance(width, int) or width < 1:
-        raise ValueError(f"`width` must be an integer >= 1. Received: width={width!r}")
+    contract.check_int("width", width, min=1)
     shape = contract.check_input_shape(input_shape, default=(64, 64, 3), min_size=(8, 8))
     if shape[0] != shape[1]:
         raise ValueError(f"YOLO takes square inputs. Received: input_shape={input_shape!r}")
     size = shape[0]
     if grid_size is None:
         grid_size = max(1, size // 8)
-    if isinstance(grid_size, bool) or not isinstance(grid_size, int) or not 1 <= grid_size <= size:
-        raise ValueError(f"`grid_size` must be an integer in [1, {size}]. Received: grid_size={grid_size!r}")
+    contract.check_int("grid_size", grid_size, min=1, max=size)
     if backbone == "tiny":
         ratio = size // grid_size
         if size % grid_size or ratio & (ratio - 1):
