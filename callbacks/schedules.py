@@ -11,13 +11,17 @@ counted from 0, so the first epoch runs at the initial rate):
     piecewise      values[i] between boundaries, in epochs or in steps
     cosine         linear warmup to lr0, then cosine decay to alpha * lr0
 
+Five are Keras' own schedules with epochs converted to steps (inverse_time, exponential and step subclass
+`InverseTimeDecay` / `ExponentialDecay` with `staircase=True`; piecewise and cosine wrap
+`PiecewiseConstantDecay` / `CosineDecay(warmup_target=...)`); inverse_sqrt has no Keras equivalent. Each keeps
+its registered name (`zoo>InverseTimeDecay`, ...) and its config keys, so `.keras` files saved before load.
+
 `get(name, lr=..., steps_per_epoch=..., **args)` builds one from a recipe.
 """
 
 from __future__ import annotations
 
 import difflib
-import math
 
 import keras
 from keras import ops
@@ -45,9 +49,11 @@ class _EpochSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"steps_per_epoch": self.steps_per_epoch}
 
 
+# The next four are Keras' schedules with epochs converted to steps. They keep their registered names and
+# their own config keys (arguments in epochs), so `.keras` files saved before still load.
 @_register
-class InverseTimeDecay(_EpochSchedule):
-    """`lr0 / (1 + decay_rate * epoch)`.
+class InverseTimeDecay(keras.optimizers.schedules.InverseTimeDecay):
+    """`lr0 / (1 + decay_rate * epoch)`: Keras' staircase `InverseTimeDecay` with `decay_steps=steps_per_epoch`.
 
     Args:
         initial_learning_rate: `lr0`.
@@ -56,24 +62,20 @@ class InverseTimeDecay(_EpochSchedule):
     """
 
     def __init__(self, initial_learning_rate, decay_rate=1.0, steps_per_epoch=1):
-        super().__init__(steps_per_epoch)
-        _check_positive(initial_learning_rate=initial_learning_rate)
+        _check_positive(initial_learning_rate=initial_learning_rate, steps_per_epoch=steps_per_epoch)
         if decay_rate < 0:
             raise ValueError(f"`decay_rate` must be >= 0. Received: decay_rate={decay_rate!r}")
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.decay_rate = float(decay_rate)
-
-    def __call__(self, step):
-        return self.initial_learning_rate / (1.0 + self.decay_rate * self.epoch(step))
+        self.steps_per_epoch = int(steps_per_epoch)
+        super().__init__(float(initial_learning_rate), self.steps_per_epoch, float(decay_rate), staircase=True)
 
     def get_config(self):
-        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate,
+        return {"steps_per_epoch": self.steps_per_epoch, "initial_learning_rate": self.initial_learning_rate,
                 "decay_rate": self.decay_rate}
 
 
 @_register
-class ExponentialDecay(_EpochSchedule):
-    """`lr0 * base ** epoch`.
+class ExponentialDecay(keras.optimizers.schedules.ExponentialDecay):
+    """`lr0 * base ** epoch`: Keras' staircase `ExponentialDecay` with `decay_steps=steps_per_epoch`.
 
     Args:
         initial_learning_rate: `lr0`.
@@ -82,16 +84,13 @@ class ExponentialDecay(_EpochSchedule):
     """
 
     def __init__(self, initial_learning_rate, base=0.95, steps_per_epoch=1):
-        super().__init__(steps_per_epoch)
-        _check_positive(initial_learning_rate=initial_learning_rate, base=base)
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.base = float(base)
-
-    def __call__(self, step):
-        return self.initial_learning_rate * ops.power(self.base, self.epoch(step))
+        _check_positive(initial_learning_rate=initial_learning_rate, base=base, steps_per_epoch=steps_per_epoch)
+        self.base, self.steps_per_epoch = float(base), int(steps_per_epoch)
+        super().__init__(float(initial_learning_rate), self.steps_per_epoch, self.base, staircase=True)
 
     def get_config(self):
-        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate, "base": self.base}
+        return {"steps_per_epoch": self.steps_per_epoch, "initial_learning_rate": self.initial_learning_rate,
+                "base": self.base}
 
 
 @_register
@@ -116,8 +115,8 @@ class InverseSqrtDecay(_EpochSchedule):
 
 
 @_register
-class StepDecay(_EpochSchedule):
-    """Staircase: `lr0 * factor ** (epoch // every)`.
+class StepDecay(keras.optimizers.schedules.ExponentialDecay):
+    """Staircase: `lr0 * factor ** (epoch // every)`: Keras' staircase `ExponentialDecay` every `every` epochs.
 
     Args:
         initial_learning_rate: `lr0`.
@@ -127,24 +126,25 @@ class StepDecay(_EpochSchedule):
     """
 
     def __init__(self, initial_learning_rate, factor=0.1, every=10, steps_per_epoch=1):
-        super().__init__(steps_per_epoch)
-        _check_positive(initial_learning_rate=initial_learning_rate, factor=factor, every=every)
-        self.initial_learning_rate = float(initial_learning_rate)
-        self.factor = float(factor)
-        self.every = int(every)
-
-    def __call__(self, step):
-        drops = ops.floor(self.epoch(step) / float(self.every))
-        return self.initial_learning_rate * ops.power(self.factor, drops)
+        _check_positive(
+            initial_learning_rate=initial_learning_rate, factor=factor, every=every, steps_per_epoch=steps_per_epoch
+        )
+        self.factor, self.every, self.steps_per_epoch = float(factor), int(every), int(steps_per_epoch)
+        super().__init__(float(initial_learning_rate), self.every * self.steps_per_epoch, self.factor, staircase=True)
 
     def get_config(self):
-        return {**super().get_config(), "initial_learning_rate": self.initial_learning_rate,
+        return {"steps_per_epoch": self.steps_per_epoch, "initial_learning_rate": self.initial_learning_rate,
                 "factor": self.factor, "every": self.every}
 
 
+# Wrapped rather than subclassed: Keras' attributes (`boundaries` in steps; `initial_learning_rate` as the
+# start of the warmup) would change the meaning of these classes' own.
 @_register
-class PiecewiseConstantDecay(_EpochSchedule):
+class PiecewiseConstantDecay(keras.optimizers.schedules.LearningRateSchedule):
     """`values[i]` while `boundaries[i-1] <= t < boundaries[i]`, `t` in epochs or in steps.
+
+    Keras' `PiecewiseConstantDecay` at step boundaries `b * steps_per_epoch - 1` (it switches after a
+    boundary; this switches at it).
 
     Args:
         boundaries: Increasing epoch (or step) numbers where the rate changes.
@@ -155,7 +155,7 @@ class PiecewiseConstantDecay(_EpochSchedule):
     """
 
     def __init__(self, boundaries, values, unit="epoch", steps_per_epoch=1):
-        super().__init__(steps_per_epoch)
+        _check_positive(steps_per_epoch=steps_per_epoch)
         boundaries, values = [int(b) for b in boundaries], [float(v) for v in values]
         if unit not in ("epoch", "step"):
             raise ValueError(f"`unit` must be 'epoch' or 'step'. Received: unit={unit!r}")
@@ -166,21 +166,25 @@ class PiecewiseConstantDecay(_EpochSchedule):
         if any(b2 <= b1 for b1, b2 in zip(boundaries, boundaries[1:])):
             raise ValueError(f"`boundaries` must be increasing. Received: boundaries={boundaries}")
         self.boundaries, self.values, self.unit = boundaries, values, unit
+        self.steps_per_epoch = int(steps_per_epoch)
+        per = self.steps_per_epoch if unit == "epoch" else 1
+        self._keras = keras.optimizers.schedules.PiecewiseConstantDecay([b * per - 1 for b in boundaries], values)
 
     def __call__(self, step):
-        t = self.epoch(step) if self.unit == "epoch" else ops.cast(step, "float32")
-        lr = ops.convert_to_tensor(self.values[0], "float32")
-        for boundary, value in zip(self.boundaries, self.values[1:]):
-            lr = ops.where(t >= boundary, value, lr)
-        return lr
+        if not self.boundaries:
+            return ops.convert_to_tensor(self.values[0], "float32")
+        return self._keras(step)
 
     def get_config(self):
-        return {**super().get_config(), "boundaries": self.boundaries, "values": self.values, "unit": self.unit}
+        return {"steps_per_epoch": self.steps_per_epoch, "boundaries": self.boundaries, "values": self.values,
+                "unit": self.unit}
 
 
 @_register
 class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
     """Linear warmup from 0 to `lr0` over `warmup_steps`, then cosine decay to `alpha * lr0`.
+
+    Keras' `CosineDecay(0, decay_steps, alpha, warmup_target=lr0, warmup_steps=warmup_steps)`.
 
     Args:
         initial_learning_rate: `lr0`, the peak rate.
@@ -197,14 +201,12 @@ class WarmupCosineDecay(keras.optimizers.schedules.LearningRateSchedule):
             )
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_steps, self.warmup_steps, self.alpha = int(decay_steps), int(warmup_steps), float(alpha)
+        self._keras = keras.optimizers.schedules.CosineDecay(
+            0.0, self.decay_steps, self.alpha, warmup_target=self.initial_learning_rate, warmup_steps=self.warmup_steps
+        )
 
     def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warm = self.initial_learning_rate * step / max(self.warmup_steps, 1)
-        progress = ops.clip((step - self.warmup_steps) / self.decay_steps, 0.0, 1.0)
-        cosine = 0.5 * (1.0 + ops.cos(math.pi * progress))
-        decayed = self.initial_learning_rate * ((1.0 - self.alpha) * cosine + self.alpha)
-        return ops.where(step < self.warmup_steps, warm, decayed)
+        return self._keras(step)
 
     def get_config(self):
         return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
