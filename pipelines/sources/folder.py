@@ -16,12 +16,26 @@ from pipelines.sources import images, manifest
 from pipelines.sources import paths as paths_lib
 from pipelines.sources.base import Source, register_reader
 
-SPLIT_DIRS = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-              "dev": "val", "test": "test", "testing": "test"}
-
 
 def _subdirs(path):
     return sorted(d for d in os.listdir(path) if os.path.isdir(os.path.join(path, d)) and not d.startswith("."))
+
+
+def _images_in(folder):
+    """`images.list_images(folder)`, and which of those are symlinks (one scandir: no stat per file)."""
+    with os.scandir(folder) as entries:
+        found = sorted((e.path, e.is_symlink()) for e in entries if images.is_image_file(e.name))
+    return [p for p, _ in found], {p for p, link in found if link}
+
+
+def _confined(confine, folder, files, links):
+    """`confine.listed` of each file; with the folder inside the root only symlinked files need a
+    realpath (one per file was most of a manifest-backed open, issue 24)."""
+    try:
+        confine.listed(folder)
+    except paths_lib.OutsideRootError:
+        return [confine.listed(f) for f in files]  # the error names the first file, as before
+    return [confine.listed(f) if f in links else f for f in files]
 
 
 def _scan_classes(root, class_names=None, confine=None):
@@ -32,9 +46,9 @@ def _scan_classes(root, class_names=None, confine=None):
         raise ValueError(f"Image folder {root!r} has {what}; expected one subfolder per class (root/CLASS/IMAGE).")
     items = []
     for name in classes:
-        files = images.list_images(os.path.join(root, name))
+        files, links = _images_in(os.path.join(root, name))
         if confine is not None:  # symlinked class folders / images leaving the dataset (issue 23)
-            files = [confine.listed(f) for f in files]
+            files = _confined(confine, os.path.join(root, name), files, links)
         if not files:
             raise ValueError(f"Class folder {os.path.join(root, name)!r} is empty (no image files).")
         items.append((name, files))
@@ -44,7 +58,8 @@ def _scan_classes(root, class_names=None, confine=None):
 def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, follow_symlinks=False, **_):
     root = os.fspath(root)
     confine = paths_lib.Confine(root, follow_symlinks)
-    split_dirs = {SPLIT_DIRS[d]: os.path.join(root, d) for d in _subdirs(root) if d.lower() in SPLIT_DIRS}
+    named = {d: splits_lib.split_name(d) for d in _subdirs(root)}  # "Validation/", "dev/" -> "val"
+    split_dirs = {split: os.path.join(root, d) for d, split in named.items() if split}
     if split_dirs and "train" not in split_dirs:
         raise ValueError(f"Image folder {root!r} has {sorted(split_dirs)} split folders but no train/ folder.")
     scanned = ({s: _scan_classes(p, confine=confine) for s, p in split_dirs.items()} if split_dirs
