@@ -14,8 +14,8 @@ import keras
 import numpy as np
 from keras import ops
 
-from zoo.tasks.base import Task, register_task
 from callbacks import reports
+from zoo.tasks.base import Task, register_task
 
 
 @keras.saving.register_keras_serializable(package="zoo")
@@ -111,18 +111,21 @@ def classification_evaluate(model, dataset, data_spec, recipe):
 
 
 def classification_report(model, dataset, data_spec, run_dir):
-    """`confusion_matrix.png` for the test split (dev when there is none), from metrics.json when present."""
-    import json
+    """`confusion_matrix.png` for the test split (dev when there is none), from the run's metrics when present.
 
+    `run_dir` is a path, or a run directory object with `metrics` (`zoo.training.rundir.RunDir`).
+    """
     cm, split = None, "test"
-    path = os.path.join(run_dir, "metrics.json")
-    if os.path.isfile(path):
-        with open(path) as f:
+    metrics = getattr(run_dir, "metrics", None)
+    if metrics is None and os.path.isfile(os.path.join(run_dir, "metrics.json")):
+        import json
+
+        with open(os.path.join(run_dir, "metrics.json")) as f:
             metrics = json.load(f)
-        for split in ("test", "val"):
-            cm = (metrics.get(split) or {}).get("confusion_matrix")
-            if cm:
-                break
+    for split in ("test", "val") if metrics else ():
+        cm = (metrics.get(split) or {}).get("confusion_matrix")
+        if cm:
+            break
     if cm is None:
         units, _ = _head(model)
         y_true, y_pred, _ = predict_labels(model, dataset)
@@ -134,12 +137,12 @@ def classification_report(model, dataset, data_spec, run_dir):
     return [reports.plot_confusion(cm, names, out, title=f"confusion matrix ({split} split)")]
 
 
-def sequence_dataset(source, split, recipe, data_spec, training, **kw):
+def sequence_dataset(source, split, recipe, data_spec, training, *, model=None, **kw):
     """The pipeline's batches (the recipe's batch size, augmentation, normalisation and dev split), with
-    images read row by row as `(H, W*C)` sequences. `kw` goes to `pipelines.build`."""
-    import pipelines
+    images read row by row as `(H, W*C)` sequences. `kw` goes to `pipelines.build`; `model` is unused."""
     import tensorflow as tf
 
+    import pipelines
     from pipelines.augment import recipe as aug
 
     options = {"split": split, "task": "sequence", "batch_size": recipe.batch_size,
@@ -161,8 +164,11 @@ def sequence_input_shape(image_shape):
 def serving_outputs(model, outputs, export_spec=None):
     """`probabilities` `[B, classes]` float32 and `classes` `[B]` int64 (argmax) for export.
 
-    Logits get a softmax; a one-unit sigmoid (or logit) head gives `[1 - p, p]`.
+    Logits get a softmax; a one-unit sigmoid (or logit) head gives `[1 - p, p]`. TensorFlow ops (export
+    is TensorFlow-only): Keras' `ops.argmax` adds a `BitwiseAnd` that LiteRT has no kernel for.
     """
+    import tensorflow as tf
+
     out = ops.cast(outputs, "float32")
     history = getattr(model.outputs[0], "_keras_history", None)
     name = getattr(getattr(history[0] if history else None, "activation", None), "__name__", "")
@@ -173,7 +179,7 @@ def serving_outputs(model, outputs, export_spec=None):
         probs = out
     else:
         probs = ops.softmax(out, axis=-1)
-    return {"probabilities": probs, "classes": ops.cast(ops.argmax(probs, axis=-1), "int64")}
+    return {"probabilities": probs, "classes": tf.argmax(probs, axis=-1)}
 
 
 register_task(Task(
@@ -182,5 +188,6 @@ register_task(Task(
 ))
 register_task(Task(
     name="sequence", loss=classification_loss, metrics=classification_metrics, make_dataset=sequence_dataset,
-    evaluate=classification_evaluate, report=classification_report, serving_outputs=serving_outputs,
+    evaluate=classification_evaluate, report=classification_report, input_shape=sequence_input_shape,
+    serving_outputs=serving_outputs,
 ))

@@ -1,4 +1,10 @@
-"""`train`, `evaluate` and `load_run`: any zoo model on any pipeline source, into a run directory."""
+"""`train`, `evaluate` and `load_run`: any zoo model on any pipeline source, into a run directory.
+
+`train` runs in phases, one short function each: `_resolve` (model, task and recipe, from the arguments or
+the run being resumed), `data.open_data` (the source opened and described once), `_build` (the model
+under the strategy and precision policy, compiled), `_callbacks` + `_fit` (backups, resume, the NaN guard)
+and `_finish` (model.keras first, then metrics.json, plots and the diagnosis).
+"""
 
 from __future__ import annotations
 
@@ -13,11 +19,12 @@ import tempfile
 from typing import Any
 
 import callbacks as cb
-from zoo.recipes import Recipe
-from zoo.version import __version__
-from pipelines.augment import recipe as aug
 from callbacks import reports
+from pipelines.augment import recipe as aug
+from zoo.recipes import Recipe
+from zoo.training import data as data_lib
 from zoo.training import optim, policy, rundir
+from zoo.version import __version__
 
 RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
 
@@ -80,29 +87,6 @@ def _jsonable(obj):
     return obj
 
 
-def _inspect(data, task_name, input_shape, **kw):
-    """`(data_spec, image_size, channels)`: the source as the pipeline must deliver it to a model input.
-
-    Images are resized to an `(H, W, C)` input's size and converted to its channels (1 or 3). A sequence
-    model reads images row by row, `(H, W*C)`; an explicit `(T, F)` other than that reads them as T rows of
-    F gray pixels (non-image sequences must match it). No input shape: the source's own size and channels.
-    """
-    import pipelines
-    from zoo.tasks import classification as _builtin
-
-    shape = tuple(input_shape) if input_shape is not None else ()
-    image_size = channels = None
-    if len(shape) == 3:
-        image_size = tuple(int(d) for d in shape[:2]) if None not in shape[:2] else None
-        channels = int(shape[2]) if shape[2] in (1, 3) else None
-    data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, channels=channels, **kw)
-    if (task_name == "sequence" and len(shape) == 2 and None not in shape
-            and tuple(_builtin.sequence_input_shape(data_spec.image_shape)) != tuple(shape)):
-        image_size, channels = tuple(int(d) for d in shape), 1
-        data_spec = pipelines.inspect(data, task=task_name, image_size=image_size, channels=channels, **kw)
-    return data_spec, image_size, channels
-
-
 def _monitor(recipe: Recipe, metrics, val: bool) -> str:
     """The logged name early stopping / reduce-on-plateau watch: the recipe's `monitor` on the dev split.
 
@@ -112,6 +96,288 @@ def _monitor(recipe: Recipe, metrics, val: bool) -> str:
     if recipe.monitor not in allowed:
         raise ValueError(f"Unknown monitor {recipe.monitor!r} for this model; allowed: {', '.join(allowed)}.")
     return ("val_" if val else "") + recipe.monitor
+
+
+@dataclasses.dataclass
+class _Plan:
+    """What `train` resolved from its arguments (and the run it resumes)."""
+
+    name: str
+    spec: Any  # the registry's ModelSpec; None for a given keras.Model
+    model: Any  # the given keras.Model; None for a registered name
+    task: Any  # zoo.tasks.Task
+    recipe: Recipe
+    model_kwargs: dict
+    source: Any
+    seed: int
+    dtype_policy: str
+    jit: bool
+
+
+def _check_fields(overrides) -> None:
+    for key in sorted(set(overrides) - RECIPE_FIELDS):
+        close = difflib.get_close_matches(key, RECIPE_FIELDS, n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"Unknown recipe field {key!r}.{hint} Allowed: {', '.join(sorted(RECIPE_FIELDS))}.")
+
+
+def _resumed_config(out, model) -> dict:
+    """The config of the interrupted run in `out`, checked against `model`."""
+    if out is None:
+        raise ValueError("--resume needs --out, the run directory to continue.")
+    config = rundir.RunDir(rundir.prepare(out, resume=True), finished=False).config
+    model_name = model if isinstance(model, str) else getattr(model, "name", None)
+    if model_name is not None and model_name != config["model"]:
+        raise ValueError(f"{out!r} is a run of {config['model']!r}, not {model_name!r}.")
+    return config
+
+
+def _resolve(model, data, *, out, resume, precision, xla, seed, model_kwargs, overrides) -> _Plan:
+    """Model, task, recipe, seed and precision from the arguments, or from the run being resumed."""
+    import keras
+
+    from zoo import registry
+    from zoo.tasks import base as tasks_lib
+    from zoo.tasks import classification as _builtin  # noqa: F401  (registers classification / sequence)
+
+    task_name, base = overrides.pop("task", None), None
+    _check_fields(overrides)
+    if resume:
+        config = _resumed_config(out, model)
+        model = config["model"] if isinstance(model, str) or model is None else model
+        data = config.get("source") if data is None else data
+        base = Recipe.from_dict(config["recipe"])
+        model_kwargs = {**config.get("model_kwargs", {}), **(model_kwargs or {})}
+        precision = config["precision"] if precision == "auto" else precision
+        xla = config["xla"] if xla == "auto" else xla
+        seed = config.get("seed") if seed is None else seed
+        task_name = config.get("task")
+    if data is None:
+        raise ValueError("No data source given; pass --data SOURCE.")
+    if isinstance(model, str):
+        spec = registry.get_spec(model)
+        name, task_name, given = spec.name, spec.task, None
+        base = (spec.recipe or Recipe()) if base is None else base
+    elif isinstance(model, keras.Model):
+        spec, name, given = None, model.name, model
+        task_name = task_name or "classification"
+        base = Recipe() if base is None else base
+    else:
+        raise ValueError(f"`model` must be a registered name or a keras.Model. Received: {model!r}")
+    if overrides.get("lr_schedule", base.lr_schedule) != base.lr_schedule and "schedule_args" not in overrides:
+        overrides["schedule_args"] = {}  # the recipe's arguments belong to its own schedule
+    recipe = base.override(**overrides)
+    _check_recipe(recipe)
+    task = tasks_lib.get_task(task_name)
+    if recipe.train_dev and task.train_dev_refused:
+        raise ValueError(f"--train-dev is not available for {task.name} models: {task.train_dev_refused}.")
+    return _Plan(name=name, spec=spec, model=given, task=task, recipe=recipe, model_kwargs=dict(model_kwargs or {}),
+                 source=data, seed=int(seed) if seed is not None else 0,
+                 dtype_policy=policy.resolve_precision(precision) if spec is not None else given.dtype_policy.name,
+                 jit=policy.resolve_xla(xla))
+
+
+def _epochs(plan: _Plan, run_data) -> tuple:
+    """`(steps_per_epoch, epochs)`: `extra["total_steps"]` caps the recipe's epochs."""
+    n_train = int(run_data.spec.splits.get("train") or 0)
+    if n_train < 1:
+        raise ValueError(f"Source {plan.source!r} has no training examples.")
+    steps_per_epoch = math.ceil(n_train / plan.recipe.batch_size)
+    epochs = plan.recipe.epochs
+    if plan.recipe.extra.get("total_steps"):
+        epochs = min(epochs, math.ceil(plan.recipe.extra["total_steps"] / steps_per_epoch))
+    return steps_per_epoch, epochs
+
+
+def _run_dir(out, name, resume, chief) -> str:
+    """The chief's run directory; other workers write to a private folder (removed at the end)."""
+    if chief:
+        return os.fspath(out) if resume else rundir.prepare(out or rundir.default_dir(name), resume=False)
+    run_dir = tempfile.mkdtemp(prefix="zoo-worker-")
+    shared_backup = os.path.join(os.fspath(out or ""), rundir.BACKUP)
+    if resume and os.path.isdir(shared_backup):  # resume from the chief's last backup
+        shutil.copytree(shared_backup, os.path.join(run_dir, rundir.BACKUP))
+    return run_dir
+
+
+def _make_model(plan: _Plan, data_spec):
+    """`(model, builder keywords)`: the registered builder under the run's precision policy, or the given model."""
+    import keras
+
+    if plan.spec is None:
+        return plan.model, plan.model_kwargs
+    kwargs, task = dict(plan.model_kwargs), plan.task
+    if "input_shape" not in kwargs:
+        shape = data_spec.image_shape
+        kwargs["input_shape"] = tuple(task.input_shape(shape) if task.input_shape is not None else shape)
+    if "classes" not in kwargs and task.classes_from_data:
+        kwargs["classes"] = _classes_for(plan.spec.builder, data_spec.num_classes)
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy(plan.dtype_policy)
+    try:
+        return plan.spec.builder(**kwargs), kwargs
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _build(plan: _Plan, run_data, strat, steps_per_epoch, epochs):
+    """`(model, builder keywords, monitor)`: built, weight-decayed and compiled under the strategy."""
+    import keras
+
+    from zoo import distribute
+
+    previous = keras.mixed_precision.global_policy().name
+    keras.utils.set_random_seed(plan.seed)
+    recipe, task, data_spec = plan.recipe, plan.task, run_data.spec
+    try:
+        with strat.scope():
+            net, model_kwargs = _make_model(plan, data_spec)
+            optim.add_weight_decay(net, recipe)
+            metrics = task.metrics(net, recipe, data_spec) if task.metrics else None
+            net.compile(optimizer=optim.make_optimizer(recipe, steps_per_epoch, epochs),
+                        loss=task.loss(net, recipe, data_spec), metrics=metrics, jit_compile=plan.jit)
+            monitor = _monitor(recipe, metrics, bool(data_spec.splits.get("val")))  # before any file is written
+        distribute.patch_keras_for_multiworker(net, strat)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    return net, model_kwargs, monitor
+
+
+def _config(plan: _Plan, run_data, model_kwargs, steps_per_epoch, epochs, strict, strategy) -> dict:
+    return {
+        "model": plan.name,
+        "task": plan.task.name,
+        "model_kwargs": _jsonable(model_kwargs),
+        "recipe": plan.recipe.to_dict(),
+        "data": run_data.spec.to_dict(),
+        "source": plan.source if isinstance(plan.source, str) else None,
+        "precision": plan.dtype_policy,
+        "xla": plan.jit,
+        "seed": plan.seed,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "strict": strict,
+        "strategy": strategy,
+        "zoo_version": __version__,
+    }
+
+
+@dataclasses.dataclass
+class _Watch:
+    """The run's callbacks, and the ones `train` asks afterwards."""
+
+    callbacks: list
+    guard: Any
+    history: Any
+    backup: Any
+    early: Any
+    verbose: int
+
+
+def _callbacks(run_dir, recipe: Recipe, monitor: str, verbose) -> _Watch:
+    """NaN guard, early stopping / plateau, TensorBoard, history.csv, backups and the epoch line, in order."""
+    import keras
+
+    guard = cb.StopOnNaN()
+    history = cb.HistoryCSV(os.path.join(run_dir, rundir.HISTORY))
+    stateful = {"history": history}
+    callbacks = [guard]
+    early = None
+    if recipe.early_stopping is not None:
+        early = cb.EarlyStopping(monitor=monitor, patience=recipe.early_stopping)
+        stateful["early_stopping"] = early
+        callbacks.append(early)
+    if recipe.lr_schedule == "plateau":
+        plateau = cb.ReduceLROnPlateau(monitor=monitor, mode=cb.early_stopping.mode_for(monitor),
+                                       **recipe.schedule_args)
+        stateful["plateau"] = plateau
+        callbacks.append(plateau)
+    callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, rundir.LOGS), write_graph=False,
+                                                 profile_batch=0))
+    if verbose == "auto":
+        verbose = 1 if sys.stdout.isatty() else 0
+    backup = cb.BackupAndRestore(os.path.join(run_dir, rundir.BACKUP), stateful=stateful)
+    callbacks += [history, backup]
+    if verbose == 0 and not os.environ.get("ZOO_QUIET"):
+        callbacks.append(cb.EpochLine())  # last: a printed epoch is already backed up
+    return _Watch(callbacks=callbacks, guard=guard, history=history, backup=backup, early=early, verbose=verbose)
+
+
+def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> None:
+    """Fits from the last backed-up epoch (with `resume`); raises `TrainingDiverged` on a NaN loss."""
+    initial_epoch = watch.backup.restore(net) if resume else 0
+    if resume:
+        print(f"zoo: resuming after epoch {initial_epoch}", flush=True)
+    if initial_epoch < epochs:
+        net.fit(dataset("train", True), validation_data=dataset("val", False) if has_val else None, epochs=epochs,
+                initial_epoch=initial_epoch, callbacks=watch.callbacks, verbose=watch.verbose, shuffle=False)
+    good = watch.backup.latest()
+    watch.guard.check(
+        f"The last good checkpoint (epoch {good['epoch']}) is in {watch.backup.backup_dir}; "
+        f"continue with --resume --out {run_dir} and a lower --lr." if good else
+        "No epoch finished; try a lower --lr."
+    )
+
+
+def _evaluate_splits(net, dataset, plan: _Plan, data_spec) -> tuple:
+    """`(metrics per split, the last split's dataset)`: train, train_dev, val and test where present.
+
+    `ZOO_NO_TEST=1` (set by `zoo tune`: trials never look at test) leaves the test split out.
+    """
+    names = ["train"] + [s for s in ("train_dev", "val") if data_spec.splits.get(s)]
+    if data_spec.splits.get("test") and not os.environ.get("ZOO_NO_TEST"):
+        names.append("test")
+    results, ds = {}, None
+    for split in names:
+        ds = dataset(split, False)
+        extra = plan.task.evaluate(net, ds, data_spec, plan.recipe) if plan.task.evaluate else {}
+        if "loss" not in extra:
+            extra = {**net.evaluate(ds, return_dict=True, verbose=0), **extra}
+        results[split] = extra
+    return results, ds
+
+
+def _diagnose(results, recipe: Recipe, run_dir):
+    """Bias / variance from the train and dev errors (None without a dev split); writes diagnosis.json."""
+    if "val" not in results:
+        return None
+    t, v = results["train"], results["val"]
+    key = "accuracy" if "accuracy" in t and "accuracy" in v else "loss"
+    errors = (1 - t[key], 1 - v[key]) if key == "accuracy" else (t[key], v[key])
+    diagnosis = cb.diagnose(*errors, baseline_error=float(recipe.extra.get("baseline_error", 0.0)),
+                            metric="error" if key == "accuracy" else "loss")
+    print(f"zoo: diagnosis: {cb.diagnosis.write(diagnosis, run_dir)}", flush=True)
+    return diagnosis
+
+
+def _print_summary(results, stopping) -> None:
+    if stopping is not None:
+        best = "" if stopping["best"] is None else f" ({stopping['best']:.4g})"
+        end = f"stopped after epoch {stopping['stopped_epoch']}" if stopping["stopped_epoch"] else "ran every epoch"
+        print(f"zoo: early stopping on {stopping['monitor']}: best epoch {stopping['best_epoch']}{best}, {end}; "
+              "the model holds the best epoch's weights", flush=True)
+    summary = ", ".join(
+        f"{split} " + " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("loss", "accuracy", "f1"))
+        for split, m in results.items()
+    )
+    print(f"zoo: {summary}", flush=True)
+
+
+def _finish(net, dataset, plan: _Plan, run_data, run_dir, watch: _Watch) -> tuple:
+    """`(metrics, plots, diagnosis, early stopping summary)`: model.keras (atomically) before anything else."""
+    tmp_model = os.path.join(run_dir, "model.partial.keras")
+    net.save(tmp_model)
+    os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))
+    results, last = _evaluate_splits(net, dataset, plan, run_data.spec)
+    rundir.write_json(os.path.join(run_dir, rundir.METRICS), results)
+    plots = [reports.plot_curves(watch.history.rows, os.path.join(run_dir, "curves.png"))]
+    if plan.task.report is not None:
+        plots += list(plan.task.report(net, last, run_data.spec, rundir.RunDir(run_dir)) or [])
+    diagnosis = _diagnose(results, plan.recipe, run_dir)
+    shutil.rmtree(watch.backup.backup_dir, ignore_errors=True)
+    stopping = watch.early.summary() if watch.early is not None else None
+    _print_summary(results, stopping)
+    return results, plots, diagnosis, stopping
 
 
 def train(
@@ -166,243 +432,37 @@ def train(
     # The strategy comes first: multi-worker collectives must be set up before any TF op runs.
     strat = get_strategy(strategy)
     chief = distribute.is_chief()
-
-    import keras
-    import pipelines
-    from zoo import registry
-    from zoo.tasks import base as tasks_lib
-    from zoo.tasks import classification as _builtin  # noqa: F401  (registers classification / sequence)
-
-    task_name = overrides.pop("task", None)
-    for key in sorted(set(overrides) - RECIPE_FIELDS):
-        close = difflib.get_close_matches(key, RECIPE_FIELDS, n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown recipe field {key!r}.{hint} Allowed: {', '.join(sorted(RECIPE_FIELDS))}.")
-
-    # ---- what to train, with which recipe --------------------------------------------------------------
-    config = {}
-    if resume:
-        if out is None:
-            raise ValueError("--resume needs --out, the run directory to continue.")
-        config = rundir.read_json(os.path.join(rundir.prepare(out, resume=True), rundir.CONFIG))
-        model_name = model if isinstance(model, str) else getattr(model, "name", None)
-        if model_name is not None and model_name != config["model"]:
-            raise ValueError(f"{out!r} is a run of {config['model']!r}, not {model_name!r}.")
-        model = config["model"] if isinstance(model, str) or model is None else model
-        data = config.get("source") if data is None else data
-        base = Recipe.from_dict(config["recipe"])
-        model_kwargs = {**config.get("model_kwargs", {}), **(model_kwargs or {})}
-        precision = config["precision"] if precision == "auto" else precision
-        xla = config["xla"] if xla == "auto" else xla
-        seed = config.get("seed") if seed is None else seed
-        task_name = config.get("task")
-    if data is None:
-        raise ValueError("No data source given; pass --data SOURCE.")
-    if isinstance(model, str):
-        spec = registry.get_spec(model)
-        name, task_name = spec.name, spec.task
-        if not resume:
-            base = spec.recipe or Recipe()
-    elif isinstance(model, keras.Model):
-        spec, name = None, model.name
-        task_name = task_name or "classification"
-        if not resume:
-            base = Recipe()
-    else:
-        raise ValueError(f"`model` must be a registered name or a keras.Model. Received: {model!r}")
-    if overrides.get("lr_schedule", base.lr_schedule) != base.lr_schedule and "schedule_args" not in overrides:
-        overrides["schedule_args"] = {}  # the recipe's arguments belong to its own schedule
-    recipe = base.override(**overrides)
-    _check_recipe(recipe)
-    task = tasks_lib.get_task(task_name)
-    if recipe.train_dev and task_name == "embedding":
-        raise ValueError("--train-dev is not available for embedding models: their splits hold disjoint identities.")
-    model_kwargs = dict(model_kwargs or {})
-    seed = int(seed) if seed is not None else 0
-    dtype_policy = policy.resolve_precision(precision) if spec is not None else model.dtype_policy.name
-    jit = policy.resolve_xla(xla)
-    pipe_aug, local_aug = aug.split_names(recipe.augment)
-
-    # ---- the data ---------------------------------------------------------------------------------------
-    requested = model_kwargs.get("input_shape") if spec is not None else model.input_shape[1:]
-    data_spec, image_size, channels = _inspect(data, task_name, requested, normalization=recipe.normalization,
-                                               val_split=recipe.val_split, strict=strict,
-                                               train_dev=recipe.train_dev)
-    n_train = int(data_spec.splits.get("train") or 0)
-    if n_train < 1:
-        raise ValueError(f"Source {data!r} has no training examples.")
-    steps_per_epoch = math.ceil(n_train / recipe.batch_size)
-    epochs = recipe.epochs
-    if recipe.extra.get("total_steps"):
-        epochs = min(epochs, math.ceil(recipe.extra["total_steps"] / steps_per_epoch))
-    has_val, has_test = bool(data_spec.splits.get("val")), bool(data_spec.splits.get("test"))
-
-    if chief:
-        run_dir = rundir.prepare(out or rundir.default_dir(name), resume=resume) if not resume else os.fspath(out)
-    else:  # other workers write to a private folder (removed at the end); only the chief's files remain
-        run_dir = tempfile.mkdtemp(prefix="zoo-worker-")
-        shared_backup = os.path.join(os.fspath(out or ""), rundir.BACKUP)
-        if resume and os.path.isdir(shared_backup):  # resume from the chief's last backup
-            shutil.copytree(shared_backup, os.path.join(run_dir, rundir.BACKUP))
-    print(f"zoo: training {name} on {data_spec.source} ({n_train} train examples) -> {run_dir}", flush=True)
+    plan = _resolve(model, data, out=out, resume=resume, precision=precision, xla=xla, seed=seed,
+                    model_kwargs=model_kwargs, overrides=overrides)
+    requested = plan.model_kwargs.get("input_shape") if plan.spec is not None else plan.model.input_shape[1:]
+    run_data = data_lib.open_data(plan.source, plan.task, requested, plan.recipe, strict=strict)
+    steps_per_epoch, epochs = _epochs(plan, run_data)
+    run_dir = _run_dir(out, plan.name, resume, chief)
+    n_train = run_data.spec.splits["train"]
+    print(f"zoo: training {plan.name} on {run_data.spec.source} ({n_train} train examples) -> {run_dir}", flush=True)
     print(f"zoo: {distribute.describe(strat)}", flush=True)
-    print(f"zoo: precision {dtype_policy}, xla {'on' if jit else 'off'}", flush=True)
+    print(f"zoo: precision {plan.dtype_policy}, xla {'on' if plan.jit else 'off'}", flush=True)
 
-    # ---- model, optimizer, compile (under the strategy) -------------------------------------------------
-    previous_policy = keras.mixed_precision.global_policy().name
-    keras.utils.set_random_seed(seed)
-    try:
-        with strat.scope():
-            if spec is not None:
-                keras.mixed_precision.set_global_policy(dtype_policy)
-                kwargs = dict(model_kwargs)
-                if "input_shape" not in kwargs:
-                    kwargs["input_shape"] = (
-                        _builtin.sequence_input_shape(data_spec.image_shape) if task_name == "sequence"
-                        else tuple(data_spec.image_shape)
-                    )
-                if "classes" not in kwargs and task_name in ("classification", "sequence", "segmentation", "detection"):
-                    kwargs["classes"] = _classes_for(spec.builder, data_spec.num_classes)
-                net = spec.builder(**kwargs)
-                keras.mixed_precision.set_global_policy(previous_policy)
-                model_kwargs = kwargs
-            else:
-                net = model
-            optim.add_weight_decay(net, recipe)
-            metrics = task.metrics(net, recipe, data_spec) if task.metrics else None
-            net.compile(optimizer=optim.make_optimizer(recipe, steps_per_epoch, epochs),
-                        loss=task.loss(net, recipe, data_spec), metrics=metrics, jit_compile=jit)
-            monitor = _monitor(recipe, metrics, has_val)  # checked before any file is written
-        distribute.patch_keras_for_multiworker(net, strat)
-    finally:
-        keras.mixed_precision.set_global_policy(previous_policy)
+    net, model_kwargs, monitor = _build(plan, run_data, strat, steps_per_epoch, epochs)
 
     def dataset(split, training):
-        kw = {"seed": seed, "strict": strict}
-        if recipe.train_dev:
-            kw["train_dev"] = recipe.train_dev
-        if image_size is not None:
-            kw["image_size"] = image_size
-        if channels is not None:
-            kw["channels"] = channels
-        if task.make_dataset is not None:
-            if "model" in pyinspect.signature(task.make_dataset).parameters:
-                kw["model"] = net
-            ds = task.make_dataset(data, split, recipe, data_spec, training, **kw)
-        else:
-            ds = pipelines.build(data, split=split, task=task_name, batch_size=recipe.batch_size,
-                                 augment=pipe_aug if training else (), shuffle=training,
-                                 normalization=recipe.normalization, val_split=recipe.val_split, **kw)
-        if training and "pad_crop" in local_aug:
-            ds = aug.pad_crop(ds, int(recipe.extra.get("pad_pixels", 4)), seed=seed)
-        return ds
+        return run_data.dataset(plan.task, split, plan.recipe, training, model=net, seed=plan.seed)
 
-    config = {
-        "model": name,
-        "task": task_name,
-        "model_kwargs": _jsonable(model_kwargs),
-        "recipe": recipe.to_dict(),
-        "data": data_spec.to_dict(),
-        "source": data if isinstance(data, str) else None,
-        "precision": dtype_policy,
-        "xla": jit,
-        "seed": seed,
-        "epochs": epochs,
-        "steps_per_epoch": steps_per_epoch,
-        "strict": strict,
-        "strategy": strategy,
-        "zoo_version": __version__,
-    }
+    config = _config(plan, run_data, model_kwargs, steps_per_epoch, epochs, strict, strategy)
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
-
-    # ---- callbacks ----------------------------------------------------------------------------------------
-    guard = cb.StopOnNaN()
-    history = cb.HistoryCSV(os.path.join(run_dir, rundir.HISTORY))
-    stateful = {"history": history}
-    callbacks = [guard]
-    early = None
-    if recipe.early_stopping is not None:
-        early = cb.EarlyStopping(monitor=monitor, patience=recipe.early_stopping)
-        stateful["early_stopping"] = early
-        callbacks.append(early)
-    if recipe.lr_schedule == "plateau":
-        plateau = cb.ReduceLROnPlateau(monitor=monitor, mode=cb.early_stopping.mode_for(monitor),
-                                       **recipe.schedule_args)
-        stateful["plateau"] = plateau
-        callbacks.append(plateau)
-    callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, rundir.LOGS), write_graph=False,
-                                                 profile_batch=0))
-    if verbose == "auto":
-        verbose = 1 if sys.stdout.isatty() else 0
-    backup = cb.BackupAndRestore(os.path.join(run_dir, rundir.BACKUP), stateful=stateful)
-    callbacks += [history, backup]
-    if verbose == 0 and not os.environ.get("ZOO_QUIET"):
-        callbacks.append(cb.EpochLine())  # last: a printed epoch is already backed up
-
-    initial_epoch = backup.restore(net) if resume else 0
-    if resume:
-        print(f"zoo: resuming after epoch {initial_epoch}", flush=True)
-    if initial_epoch < epochs:
-        net.fit(dataset("train", True), validation_data=dataset("val", False) if has_val else None, epochs=epochs,
-                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
-    good = backup.latest()
-    guard.check(
-        f"The last good checkpoint (epoch {good['epoch']}) is in {backup.backup_dir}; "
-        f"continue with --resume --out {run_dir} and a lower --lr." if good else
-        "No epoch finished; try a lower --lr."
-    )
-
-    # ---- final files --------------------------------------------------------------------------------------
-    tmp_model = os.path.join(run_dir, "model.partial.keras")
-    net.save(tmp_model)
-    os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))
-    results = {}
-    splits = [("train", dataset("train", False))]
-    if data_spec.splits.get("train_dev"):
-        splits.append(("train_dev", dataset("train_dev", False)))
-    if has_val:
-        splits.append(("val", dataset("val", False)))
-    if has_test and not os.environ.get("ZOO_NO_TEST"):  # set by `zoo tune`: trials never look at test
-        splits.append(("test", dataset("test", False)))
-    for split, ds in splits:
-        extra = task.evaluate(net, ds, data_spec, recipe) if task.evaluate else {}
-        if "loss" not in extra:
-            extra = {**net.evaluate(ds, return_dict=True, verbose=0), **extra}
-        results[split] = extra
-    rundir.write_json(os.path.join(run_dir, rundir.METRICS), results)
-    plots = [reports.plot_curves(history.rows, os.path.join(run_dir, "curves.png"))]
-    if task.report is not None:
-        plots += list(task.report(net, splits[-1][1], data_spec, run_dir) or [])
-    diagnosis = None
-    if "val" in results:
-        t, v = results["train"], results["val"]
-        key = "accuracy" if "accuracy" in t and "accuracy" in v else "loss"
-        errors = (1 - t[key], 1 - v[key]) if key == "accuracy" else (t[key], v[key])
-        diagnosis = cb.diagnose(*errors, baseline_error=float(recipe.extra.get("baseline_error", 0.0)),
-                                metric="error" if key == "accuracy" else "loss")
-        print(f"zoo: diagnosis: {cb.diagnosis.write(diagnosis, run_dir)}", flush=True)
-    shutil.rmtree(backup.backup_dir, ignore_errors=True)
-    stopping = early.summary() if early is not None else None
-    if stopping is not None:
-        best = "" if stopping["best"] is None else f" ({stopping['best']:.4g})"
-        end = f"stopped after epoch {stopping['stopped_epoch']}" if stopping["stopped_epoch"] else "ran every epoch"
-        print(f"zoo: early stopping on {stopping['monitor']}: best epoch {stopping['best_epoch']}{best}, {end}; "
-              "the model holds the best epoch's weights", flush=True)
-
-    summary = ", ".join(
-        f"{split} " + " ".join(f"{k} {v:.4f}" for k, v in m.items() if k in ("loss", "accuracy", "f1"))
-        for split, m in results.items()
-    )
-    print(f"zoo: {summary}", flush=True)
+    watch = _callbacks(run_dir, plan.recipe, monitor, verbose)
+    _fit(net, dataset, watch, epochs=epochs, resume=resume, has_val=bool(run_data.spec.splits.get("val")),
+         run_dir=run_dir)
+    results, plots, diagnosis, stopping = _finish(net, dataset, plan, run_data, run_dir, watch)
+    run = Run(run_dir=run_dir, model=net, config=config, history=list(watch.history.rows), metrics=results,
+              diagnosis=diagnosis, early_stopping=stopping)
     if not chief:
         shutil.rmtree(run_dir, ignore_errors=True)
         print("zoo: worker done (the chief writes the run directory)", flush=True)
-        return Run(run_dir=os.fspath(out) if out else run_dir, model=net, config=config, history=list(history.rows),
-                   metrics=results, diagnosis=diagnosis, early_stopping=stopping)
+        return dataclasses.replace(run, run_dir=os.fspath(out) if out else run_dir)
     print(f"zoo: model {os.path.join(run_dir, rundir.MODEL)}; plots {', '.join(plots)}; "
           f"TensorBoard: tensorboard --logdir {os.path.join(run_dir, rundir.LOGS)}", flush=True)
-    return Run(run_dir=run_dir, model=net, config=config, history=list(history.rows), metrics=results,
-               diagnosis=diagnosis, early_stopping=stopping)
+    return run
 
 
 def load_run(run_dir):
@@ -417,14 +477,14 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     Args:
         run_or_model: A run directory, a `.keras` file or a `keras.Model`.
         data: A `pipelines.build` source. Defaults to the run's own.
-        split: "train", "val" or "test". Defaults to `"test"`.
+        split: "train", "train_dev", "val" or "test". Defaults to `"test"`.
         batch_size: Defaults to the run's recipe.
 
     Returns:
         A dict of metrics (loss, accuracy, precision, recall, f1... per task).
     """
     import keras
-    import pipelines
+
     from zoo.tasks import base as tasks_lib
     from zoo.tasks import classification as _builtin  # noqa: F401
 
@@ -432,7 +492,8 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     if isinstance(run_or_model, keras.Model):
         model = run_or_model
     elif os.path.isdir(os.fspath(run_or_model)):
-        model, config = load_run(run_or_model)
+        run = rundir.RunDir(run_or_model)
+        model, config = run.load_model(), run.config
     elif os.fspath(run_or_model).endswith(".keras") and os.path.isfile(os.fspath(run_or_model)):
         model = rundir.load_keras(run_or_model)
     else:
@@ -443,31 +504,15 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     recipe = Recipe.from_dict(config["recipe"]) if config.get("recipe") else Recipe()
     if batch_size is not None:
         recipe = recipe.override(batch_size=int(batch_size))
-    task_name = config.get("task", "classification")
-    task = tasks_lib.get_task(task_name)
-    data_spec, image_size, channels = _inspect(data, task_name, model.input_shape[1:],
-                                               normalization=recipe.normalization, val_split=recipe.val_split,
-                                               train_dev=recipe.train_dev)
-    if split not in ("train", "train_dev", "val", "test") or not data_spec.splits.get(split):
-        have = ", ".join(s for s, n in data_spec.splits.items() if n)
+    task = tasks_lib.get_task(config.get("task", "classification"))
+    run_data = data_lib.open_data(data, task, model.input_shape[1:], recipe)
+    if split not in ("train", "train_dev", "val", "test") or not run_data.spec.splits.get(split):
+        have = ", ".join(s for s, n in run_data.spec.splits.items() if n)
         raise ValueError(f"Source {data!r} has no {split!r} split; it has: {have}.")
-    kw = {"seed": int(config.get("seed", 0))}
-    if recipe.train_dev:
-        kw["train_dev"] = recipe.train_dev
-    if image_size is not None:
-        kw["image_size"] = image_size
-    if channels is not None:
-        kw["channels"] = channels
-    if task.make_dataset is not None:
-        if "model" in pyinspect.signature(task.make_dataset).parameters:
-            kw["model"] = model
-        ds = task.make_dataset(data, split, recipe, data_spec, False, **kw)
-    else:
-        ds = pipelines.build(data, split=split, task=task_name, batch_size=recipe.batch_size, shuffle=False,
-                             normalization=recipe.normalization, val_split=recipe.val_split, **kw)
-    result = task.evaluate(model, ds, data_spec, recipe) if task.evaluate else {}
+    ds = run_data.dataset(task, split, recipe, False, model=model, seed=int(config.get("seed", 0)))
+    result = task.evaluate(model, ds, run_data.spec, recipe) if task.evaluate else {}
     if "loss" not in result:
-        model.compile(loss=task.loss(model, recipe, data_spec),
-                      metrics=task.metrics(model, recipe, data_spec) if task.metrics else None)
+        model.compile(loss=task.loss(model, recipe, run_data.spec),
+                      metrics=task.metrics(model, recipe, run_data.spec) if task.metrics else None)
         result = {**model.evaluate(ds, return_dict=True, verbose=0), **result}
     return result

@@ -93,13 +93,20 @@ class RunDir:
         >>> model = run.load_model()
     """
 
-    def __init__(self, path):
+    def __init__(self, path, *, finished=True):
+        """Args:
+            path: The run directory.
+            finished: Require `model.keras` too (False: a run being resumed needs only `config.json`).
+        """
         self.path = os.fspath(path)
-        if not self.is_run(self.path):
+        if not (self.is_run(self.path) if finished else os.path.isfile(self.file(CONFIG))):
             raise ValueError(
                 f"{self.path!r} is not a run directory: it needs {MODEL} and {CONFIG} "
                 "(pass a run directory, a .keras file or a keras.Model)."
             )
+
+    def __fspath__(self) -> str:
+        return self.path
 
     @staticmethod
     def is_run(path) -> bool:

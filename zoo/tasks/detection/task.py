@@ -6,12 +6,12 @@ import os
 
 import numpy as np
 
+from zoo.tasks.base import Task, register_task
 from zoo.tasks.detection.draw import draw_detections
-from zoo.tasks.detection.encoding import encode, grid_to_boxes
+from zoo.tasks.detection.encoding import decode, encode, grid_to_boxes
 from zoo.tasks.detection.loss import YoloLoss
 from zoo.tasks.detection.metrics import mean_average_precision
 from zoo.tasks.detection.nms import batched_nms
-from zoo.tasks.base import Task, register_task
 
 # score_threshold: evaluation (low, to trace the whole precision-recall curve);
 # serving_score_threshold: the exported signature and the report.
@@ -57,7 +57,7 @@ def encode_dataset(dataset, model):
     return encoded
 
 
-def make_dataset(source, split, recipe, data_spec, training, model=None, **kwargs):
+def make_dataset(source, split, recipe, data_spec, training, *, model=None, **kwargs):
     """The pipeline's detection batches (box-aware augmentation when training), encoded to grids.
 
     Args:
@@ -175,8 +175,15 @@ def serving_outputs(model, outputs, export_spec):
 
     Returns:
         `boxes [N, max, 4]` (normalised corners), `scores [N, max]`, `classes [N, max]`
-        int32, `valid_detections [N]` int32.
+        int32, `valid_detections [N]` int32. For a portable export (`export_spec.portable`: LiteRT,
+        ONNX) the decoded boxes before NMS instead: `boxes [N, S*S*B, 4]` (normalised corners) and
+        `scores [N, S*S*B, K]` (objectness x class probability); apply per-class NMS to them.
     """
+    if getattr(export_spec, "portable", False):  # LiteRT / ONNX: no combined NMS there
+        import tensorflow as tf
+
+        boxes, obj, probs = grid_to_boxes(decode(outputs, _head(model).anchors))
+        return {"boxes": tf.clip_by_value(boxes, 0.0, 1.0), "scores": obj[..., None] * probs}
     config = getattr(export_spec, "config", None) or {}
     extra = (config.get("recipe") or {}).get("extra") or {}
     return batched_nms(

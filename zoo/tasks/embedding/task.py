@@ -15,8 +15,8 @@ from __future__ import annotations
 import math
 import os
 
-from zoo.tasks.embedding import evaluation, losses, sampler
 from zoo.tasks.base import Task, register_task
+from zoo.tasks.embedding import evaluation, losses, sampler
 
 # Sources whose train/val/test splits already hold disjoint identities.
 IDENTITY_SPLIT_SOURCES = ("shapes/glyphs",)
@@ -84,8 +84,10 @@ def identity_examples(source, split, recipe=None, data_spec=None, training=False
     return sampler.filter_identities(examples, ids)
 
 
-def make_dataset(source, split, recipe=None, data_spec=None, training=False, seed=None, **kw):
+def make_dataset(source, split, recipe, data_spec, training, *, model=None, **kw):
     """P x K batches of `split` (K = `extra["images_per_identity"]`, P = batch_size // K).
+
+    `kw`: `seed` (shuffle, class split) and `pipelines.build` keywords; `model` is unused.
 
     Training: an epoch is `ceil(train examples / batch_size)` batches drawn from the repeated, shuffled
     source (so every image gets used and the epoch length matches the learning-rate schedule's).
@@ -93,6 +95,7 @@ def make_dataset(source, split, recipe=None, data_spec=None, training=False, see
     """
     import tensorflow as tf
 
+    seed = kw.pop("seed", None)
     k = int(_extra(recipe, "images_per_identity", 4))
     batch = getattr(recipe, "batch_size", 64) or 64
     p = max(2, batch // k)
@@ -165,5 +168,7 @@ EMBEDDING_TASK = register_task(
         evaluate=evaluate,
         report=report,
         serving_outputs=serving_outputs,
+        classes_from_data=False,
+        train_dev_refused="their splits hold disjoint identities",
     )
 )
