@@ -47,11 +47,28 @@ def plot_curves(rows: list[dict], path, mark=None) -> str:
     return os.fspath(path)
 
 
-def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
-    """Counts `[true, predicted]`."""
-    cm = np.zeros((num_classes, num_classes), np.int64)
-    np.add.at(cm, (np.asarray(y_true, np.int64), np.asarray(y_pred, np.int64)), 1)
-    return cm
+def confusion_matrix(y_true, y_pred, num_classes: int, ignore_index=None) -> np.ndarray:
+    """`[num_classes, num_classes]` counts, rows = true class, columns = predicted class.
+
+    Args:
+        y_true: Integer class ids (labels, or masks of any shape).
+        y_pred: Predicted class ids of the same shape (argmax already taken).
+        num_classes: Number of classes.
+        ignore_index: True id to skip (e.g. 255, the "void" of segmentation masks). When set, pairs with an
+            id outside `[0, num_classes)` are skipped too; when None, such ids raise ValueError.
+    """
+    t = np.asarray(y_true).reshape(-1).astype(np.int64)
+    p = np.asarray(y_pred).reshape(-1).astype(np.int64)
+    if t.shape != p.shape:
+        raise ValueError(f"Shapes differ: y_true {np.shape(y_true)} vs y_pred {np.shape(y_pred)}.")
+    keep = (t >= 0) & (t < num_classes) & (p >= 0) & (p < num_classes)
+    if ignore_index is not None:
+        keep &= t != ignore_index
+    elif not keep.all():
+        bad = np.concatenate([t[(t < 0) | (t >= num_classes)], p[(p < 0) | (p >= num_classes)]])
+        raise ValueError(f"Class ids must be in [0, {num_classes}). Received: {sorted(set(bad.tolist()))[:5]}")
+    idx = t[keep] * num_classes + p[keep]
+    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
 def classification_metrics(cm: np.ndarray) -> dict:

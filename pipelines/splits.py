@@ -16,14 +16,25 @@ import numpy as np
 SPLITS = ("train", "val", "test")
 TRAIN_DEV = "train_dev"  # carved from "train" by `build(train_dev=...)`: the training distribution, never trained on
 SPLIT_SEED = 0
-_ALIASES = {"validation": "val", "valid": "val", "dev": "val", "training": "train", "testing": "test"}
+# The one table of split names: every name a user, a folder or a file may give a split -> its canonical name.
+SPLIT_NAMES = {
+    "train": "train", "training": "train",
+    "val": "val", "valid": "val", "validation": "val", "dev": "val",
+    "test": "test", "testing": "test",
+}
+_ALIASES = {name: split for name, split in SPLIT_NAMES.items() if name != split}
+
+
+def split_name(text: str) -> str | None:
+    """The canonical split a name stands for ("Validation", "dev" -> "val"), or None (case-insensitive)."""
+    return SPLIT_NAMES.get(str(text).lower())
 
 
 def canonical(split: str) -> str:
     """Maps a split name or alias ("validation", "dev") to "train", "val" or "test"."""
-    name = _ALIASES.get(split, split)
-    if name not in SPLITS:
-        close = difflib.get_close_matches(split, list(SPLITS) + list(_ALIASES), n=1)
+    name = SPLIT_NAMES.get(split)
+    if name is None:
+        close = difflib.get_close_matches(str(split), list(SPLIT_NAMES), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown split {split!r}; allowed: {', '.join(SPLITS)}.{hint}")
     return name

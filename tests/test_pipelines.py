@@ -108,6 +108,20 @@ def test_folder_with_split_subfolders(tmp_path):
     assert spec.image_shape == (12, 10, 3)
 
 
+def test_one_table_of_split_names(tmp_path):
+    from pipelines.sources import labelled
+
+    assert splits.canonical("dev") == splits.canonical("validation") == "val" and splits.canonical("test") == "test"
+    assert splits.split_name("Validation") == "val" and splits.split_name("images") is None
+    assert labelled.canonical_split("val2017") == "val" and labelled.canonical_split("images") is None
+    with pytest.raises(ValueError, match="Did you mean 'valid'"):
+        splits.canonical("vaild")
+    # Split folders in any case use the same table ("Training/" once raised KeyError here).
+    _write_folder(tmp_path / "d" / "Training", per_class=5)
+    _write_folder(tmp_path / "d" / "Dev", per_class=2)
+    assert pipelines.inspect(str(tmp_path / "d")).splits == {"train": 9, "val": 4, "test": 1}  # test carved from train
+
+
 def test_folder_corrupt_files_skipped_with_warning_or_refused(tmp_path):
     root = _write_folder(tmp_path / "d", per_class=4)
     (root / "cat" / "empty.png").write_bytes(b"")

@@ -1,8 +1,8 @@
 """U-Net builder, segmentation losses and metrics, checked against hand-computed cases."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import zoo
@@ -88,7 +88,7 @@ def test_freeze_encoder_keeps_decoder_trainable():
 
 
 def test_backbone_encoder_skips_weights_and_freezing(tmp_path):
-    from zoo.models.backbones import FEATURE_LAYERS
+    from zoo.models.features import FEATURE_LAYERS
 
     backbone = zoo.create_model("mobilenet_v2", include_top=False, input_shape=(32, 32, 3))
     path = tmp_path / "mobilenet_v2_notop.weights.h5"
@@ -212,6 +212,18 @@ def test_confusion_iou_and_accuracy_by_hand():
     np.testing.assert_allclose(seg.per_class_iou(cm), [0.5, 0.5, 0.0])
     assert seg.mean_iou(cm) == pytest.approx(1 / 3)
     assert seg.pixel_accuracy(cm) == pytest.approx(3 / 5)
+
+
+def test_one_confusion_matrix_for_labels_and_masks():
+    from callbacks import reports
+
+    # Segmentation's is the classification one with the void label skipped.
+    np.testing.assert_array_equal(seg.confusion_matrix(Y_TRUE, Y_PRED, 3), reports.confusion_matrix(Y_TRUE, Y_PRED, 3, 255))
+    assert reports.confusion_matrix([0, 1, 1, 2], [0, 2, 1, 2], 3).tolist() == [[1, 0, 0], [0, 1, 1], [0, 0, 1]]
+    with pytest.raises(ValueError, match=r"\[0, 3\). Received: \[255\]"):
+        reports.confusion_matrix(Y_TRUE, Y_PRED, 3)  # no ignore_index: an id out of range is an error
+    with pytest.raises(ValueError, match="Shapes differ"):
+        reports.confusion_matrix([0, 1], [0], 3)
 
 
 def test_absent_class_has_no_iou_and_is_left_out_of_the_mean():

@@ -21,8 +21,6 @@ from pipelines import splits as splits_lib
 from pipelines.sources import images, paths
 from pipelines.sources.base import Source, register_reader
 
-SPLIT_NAMES = {"train": "train", "training": "train", "val": "val", "valid": "val", "validation": "val",
-               "dev": "val", "test": "test", "testing": "test"}
 CLIP_TOLERANCE = 0.05  # boxes up to 5% of the image outside it are clipped; further out is an error
 
 
@@ -47,7 +45,7 @@ class Record:
 def canonical_split(name: str):
     """"train2017" -> "train"; None when `name` is not a split name."""
     base = name.lower().rstrip("0123456789")
-    return SPLIT_NAMES.get(base)
+    return splits_lib.split_name(base)
 
 
 class BoxChecker:

@@ -11,6 +11,8 @@ import keras
 import numpy as np
 from keras import ops
 
+from callbacks import reports
+
 
 def confusion_matrix(y_true, y_pred, num_classes, ignore_index=255):
     """`[num_classes, num_classes]` pixel counts, rows = true class, columns = predicted class.
@@ -21,13 +23,7 @@ def confusion_matrix(y_true, y_pred, num_classes, ignore_index=255):
         num_classes: Number of classes.
         ignore_index: True label that is skipped; true ids outside `[0, num_classes)` are skipped too.
     """
-    t = np.asarray(y_true).reshape(-1).astype(np.int64)
-    p = np.asarray(y_pred).reshape(-1).astype(np.int64)
-    if t.shape != p.shape:
-        raise ValueError(f"Mask shapes differ: {np.shape(y_true)} vs {np.shape(y_pred)}.")
-    keep = (t != ignore_index) & (t >= 0) & (t < num_classes) & (p >= 0) & (p < num_classes)
-    idx = t[keep] * num_classes + p[keep]
-    return np.bincount(idx, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return reports.confusion_matrix(y_true, y_pred, num_classes, ignore_index=ignore_index)
 
 
 def per_class_iou(cm):
