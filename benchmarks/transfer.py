@@ -21,6 +21,20 @@ converged (A test accuracy 0.485) and its features transferred poorly.
     .venv/bin/python benchmarks/transfer.py                  # ~30 min wall, ~900 CPU-s on a 2-core CPU
     .venv/bin/python benchmarks/transfer.py --quick          # a smoke run of the same steps
     .venv/bin/python benchmarks/transfer.py --append BENCHMARKS.md
+
+`--defaults` (issue 19) compares the two B arms as a new user runs them, with no options at all:
+
+    zoo finetune RUN_A --data B         vs         zoo train MODEL --data B
+
+over several seeds (`--seeds 0,1,2`: each seed draws another sample of B's training images; dev and test stay
+the same; both arms keep their own default training seed), on glyphs or on real handwritten digits
+(`--task digits`: scikit-learn's bundled 8x8 digits upscaled to 28x28, pre-training on digits 0-4 with
+`zoo train MODEL --data A` and its defaults, task B digits 5-9; offline). It reports each arm's mean test
+accuracy and the standard error over seeds, and the margin (fine-tune minus scratch) the same way:
+
+    .venv/bin/python benchmarks/transfer.py --defaults --task digits --model lenet5 --seeds 0,1,2
+    .venv/bin/python benchmarks/transfer.py --defaults --task glyphs --model lenet5 --seeds 0,1,2 \
+        --a-per-class 50
 """
 
 from __future__ import annotations
@@ -45,8 +59,12 @@ SIZE = 32
 B_FIRST_ID = 10_000  # task B's identities never overlap task A's (A uses 0 .. a_classes - 1)
 
 
-def write_glyphs(root, first_id, n_ids, counts, seed=7):
-    """An image folder `root/<split>/g<id>/<k>.png` with `counts[split]` renderings per identity."""
+def write_glyphs(root, first_id, n_ids, counts, seed=7, sample=0, gray=False):
+    """An image folder `root/<split>/g<id>/<k>.png` with `counts[split]` renderings per identity.
+
+    `seed` fixes the identities (their strokes); `sample` > 0 draws other renderings of the same identities;
+    `gray` writes single-channel images.
+    """
     from PIL import Image  # noqa: PLC0415
 
     from pipelines.shapes import render  # noqa: PLC0415
@@ -59,8 +77,46 @@ def write_glyphs(root, first_id, n_ids, counts, seed=7):
             folder = os.path.join(root, split, f"g{ident:05d}")
             os.makedirs(folder, exist_ok=True)
             for k in range(n):
-                rng = np.random.default_rng([seed, split_ids[split], ident, k])
-                Image.fromarray(render.glyph_image(rng, strokes, SIZE)).save(os.path.join(folder, f"{k}.png"))
+                rng = np.random.default_rng([seed, split_ids[split], ident, k] + ([sample] if sample else []))
+                img = render.glyph_image(rng, strokes, SIZE)
+                Image.fromarray(img.mean(-1).astype("uint8") if gray else img).save(os.path.join(folder, f"{k}.png"))
+
+
+def write_digits(path, digits, *, per_class=None, dev=20, test_share=None, seed=0, size=28):
+    """scikit-learn's bundled handwritten digits (8x8, 0-16) of `digits`, upscaled to `size`, as a `.npz`.
+
+    Labels are renumbered 0..len(digits)-1. Each class is shuffled with `seed`, then cut into `dev` dev images,
+    a test set of everything from index `dev + 100` on (the same images for every seed and size up to 100),
+    and the first `per_class` of the rest for training (all of them when None). With `per_class=None` the
+    set is the pre-training set: 80% train, 20% test, no dev split (zoo carves one).
+    """
+    from PIL import Image  # noqa: PLC0415
+    from sklearn.datasets import load_digits  # noqa: PLC0415
+
+    data = load_digits()
+    up = lambda im: np.asarray(Image.fromarray((im * 255 / 16).astype("uint8")).resize((size, size),  # noqa: E731
+                                                                                        Image.BILINEAR))
+    parts = {k: ([], []) for k in ("train", "val", "test")}
+    for label, digit in enumerate(digits):
+        idx = np.flatnonzero(data.target == digit)
+        if per_class is None:
+            idx = np.random.default_rng([0, digit]).permutation(idx)
+            cut = int(0.8 * len(idx))
+            cuts = {"train": idx[:cut], "test": idx[cut:]}
+        else:
+            fixed = np.random.default_rng([0, digit]).permutation(idx)  # dev and test: the same for every seed
+            pool = np.random.default_rng([seed, digit]).permutation(fixed[dev:dev + 100])
+            cuts = {"train": pool[:per_class], "val": fixed[:dev], "test": fixed[dev + 100:]}
+        for split, chosen in cuts.items():
+            parts[split][0].extend(up(data.images[i]) for i in chosen)
+            parts[split][1].extend([label] * len(chosen))
+    arrays = {}
+    for split, (x, y) in parts.items():
+        if x:
+            arrays[f"x_{split}"] = np.stack(x)[..., None]
+            arrays[f"y_{split}"] = np.asarray(y, dtype="int64")
+    np.savez_compressed(path, **arrays)
+    return path
 
 
 def _child_cpu():
@@ -95,6 +151,92 @@ def sizes(text):
     return values
 
 
+def _mean_se(values):
+    v = np.asarray(values, float)
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else 0.0
+
+
+def _prepare_defaults(args, work, log, seconds):
+    """Task A written and pre-trained with `zoo train MODEL --data A` and its defaults; returns (run_a, A acc, make_b)."""
+    data_a, run_a = os.path.join(work, "A"), args.pretrained or os.path.join(work, "pretrain")
+    if not args.pretrained:
+        shutil.rmtree(run_a, ignore_errors=True)
+    if args.task == "digits":
+        if not args.pretrained:
+            write_digits(data_a + ".npz", list(range(5)))
+            seconds["pretrain"] = zoo_cmd("train", args.model, "--data", data_a + ".npz", "--out", run_a, log=log)
+
+        def make_b(n, seed):
+            return write_digits(os.path.join(work, f"B{n}-s{seed}.npz"), list(range(5, 10)), per_class=n,
+                                dev=args.b_dev or 20, seed=seed)
+    elif not args.pretrained:
+        shutil.rmtree(data_a, ignore_errors=True)
+        write_glyphs(data_a, 0, args.a_classes, {"train": args.a_per_class, "test": max(args.a_per_class // 5, 2)},
+                     gray=args.gray)
+        seconds["pretrain"] = zoo_cmd("train", args.model, "--data", data_a, "--out", run_a, log=log)
+    if args.task == "glyphs":
+
+        def make_b(n, seed):
+            root = os.path.join(work, f"B{n}-s{seed}")
+            shutil.rmtree(root, ignore_errors=True)
+            write_glyphs(root, B_FIRST_ID, args.b_classes, {"val": args.b_dev or 10, "test": args.b_test},
+                         gray=args.gray)
+            write_glyphs(root, B_FIRST_ID, args.b_classes, {"train": n}, sample=seed, gray=args.gray)
+            return root
+    return run_a, metrics(run_a)["test"]["accuracy"], make_b
+
+
+def run_defaults(args, work, log):
+    """`zoo finetune RUN_A --data B` against `zoo train MODEL --data B`, no options, per size and seed."""
+    seconds, rows = {}, {}
+    run_a, acc_a, make_b = _prepare_defaults(args, work, log, seconds)
+    for n in args.b_per_class:
+        rows[n] = {"scratch": [], "finetune": [], "head_only": [], "plan": []}
+        for seed in args.seeds:
+            data_b = make_b(n, seed)
+            runs = {k: os.path.join(work, f"{k}{n}-s{seed}") for k in ("finetune", "scratch")}
+            for path in runs.values():
+                shutil.rmtree(path, ignore_errors=True)
+            seconds[f"finetune{n}-s{seed}"] = zoo_cmd("finetune", run_a, "--data", data_b, "--out", runs["finetune"],
+                                                      log=log)
+            seconds[f"scratch{n}-s{seed}"] = zoo_cmd("train", args.model, "--data", data_b, "--out",
+                                                     runs["scratch"], log=log)
+            with open(os.path.join(runs["finetune"], "config.json")) as f:
+                ft = json.load(f)["finetune"]
+            for arm in ("scratch", "finetune"):
+                rows[n][arm].append(metrics(runs[arm])["test"]["accuracy"])
+            rows[n]["head_only"].append(ft["phases"][0]["metrics"]["test"]["accuracy"])
+            rows[n]["plan"].append(ft.get("plan"))
+            print(json.dumps({"n": n, "seed": seed, **{k: v[-1] for k, v in rows[n].items()}}), flush=True)
+        rows[n]["margin"] = [f - s for f, s in zip(rows[n]["finetune"], rows[n]["scratch"])]
+    return {"task": args.task, "pretrain_test_accuracy_A": acc_a, "B": rows, "seconds_wall_cpu": seconds}
+
+
+def report_defaults(args, result, argv):
+    """The `--defaults` result as a Markdown table (mean and standard error over seeds)."""
+    cell = lambda n, k: "{:.3f} ± {:.3f}".format(*_mean_se(result["B"][n][k]))  # noqa: E731
+    lines = [f"| {n} | {cell(n, 'scratch')} | {cell(n, 'head_only')} | {cell(n, 'finetune')} | "
+             f"{cell(n, 'margin')} | {sum(m > 0.05 for m in result['B'][n]['margin'])}/{len(args.seeds)} |"
+             for n in args.b_per_class]
+    cpu = sum(c for _, c in result["seconds_wall_cpu"].values())
+    return (f"\n{datetime.date.today().isoformat()}, `{args.model}` on {args.task}, seeds {args.seeds}, "
+            f"A test accuracy {result['pretrain_test_accuracy_A']:.3f}; CPU {cpu:.0f} s (whole `zoo` processes). "
+            f"Command: `.venv/bin/python benchmarks/transfer.py {' '.join(argv if argv is not None else sys.argv[1:])}`."
+            "\n\n| B train images / class | `zoo train` (scratch) | finetune phase 1 only | `zoo finetune` | "
+            "margin | seeds with margin > 5 points |\n|---:|---:|---:|---:|---:|---:|\n" + "\n".join(lines) + "\n")
+
+
+def sizes_or_zero(text):
+    """`--seeds 0,1,2` -> [0, 1, 2]."""
+    try:
+        values = [int(v) for v in str(text).split(",") if v.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected integers >= 0 like 0,1,2. Received: {text!r}")
+    return values
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", default="resnet20")
@@ -106,7 +248,7 @@ def main(argv=None):
     p.add_argument("--b-classes", type=int, default=10)
     p.add_argument("--b-per-class", type=sizes, default=[30, 10],
                    help="training images per class of task B; a list (30,10) runs each size on the same backbone")
-    p.add_argument("--b-dev", type=int, default=10, help="dev images per class of task B (early stopping)")
+    p.add_argument("--b-dev", type=int, help="dev images per class of task B (early stopping; 10, digits 20)")
     p.add_argument("--b-test", type=int, default=50, help="test images per class of task B")
     p.add_argument("--head-epochs", type=int, default=8)
     p.add_argument("--finetune-epochs", type=int, default=20)
@@ -116,12 +258,34 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", help="working folder (default: a temporary one, removed afterwards)")
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the steps, not the claim")
+    p.add_argument("--defaults", action="store_true",
+                   help="pass no options to either task-B arm (zoo finetune RUN_A --data B vs zoo train MODEL --data B)")
+    p.add_argument("--task", choices=("glyphs", "digits"), default="glyphs",
+                   help="--defaults: glyph identities, or scikit-learn's digits (0-4 -> 5-9)")
+    p.add_argument("--gray", action="store_true", help="--defaults: grayscale glyphs")
+    p.add_argument("--pretrained", help="--defaults: reuse this task-A run directory instead of pre-training")
+    p.add_argument("--seeds", type=sizes_or_zero, default=[0], help="--defaults: seeds of B's training sample")
     p.add_argument("--append", help="append the result as a Markdown section to this file")
     args = p.parse_args(argv)
+    if not args.defaults:
+        args.b_dev = args.b_dev or 10
     if args.quick:
         args.a_classes, args.a_per_class, args.b_classes, args.b_per_class = 6, 12, 3, [6]
         args.b_dev, args.b_test = 2, 4
         args.pretrain_epochs, args.head_epochs, args.finetune_epochs, args.scratch_epochs = 1, 1, 1, 2
+    if args.defaults:
+        work = args.work or tempfile.mkdtemp(prefix="zoo-transfer-")
+        os.makedirs(work, exist_ok=True)
+        result = run_defaults(args, work, os.path.join(work, "log.txt"))
+        print(json.dumps(result, indent=2))
+        text = report_defaults(args, result, argv)
+        print(text)
+        if args.append:
+            with open(args.append, "a") as f:
+                f.write(text)
+        if not args.work:
+            shutil.rmtree(work, ignore_errors=True)
+        return result
     from zoo.training import policy  # noqa: PLC0415
 
     precision = policy.resolve_precision(args.precision)

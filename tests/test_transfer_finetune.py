@@ -107,7 +107,7 @@ def test_finetune_cli_run_directory_evaluates_and_exports(pretrained_run, tmp_pa
     out = str(tmp_path / "ft")
     code = main(["finetune", pretrained_run, "--data", data, "--out", out, "--head-epochs", "2",
                  "--finetune-epochs", "2", "--unfreeze", "all", "--lr-decay", "0.5", "--lr-groups", "2",
-                 "--batch-size", "8"])
+                 "--batch-size", "8", "--head-lr", "1e-3", "--finetune-lr", "1e-4"])
     assert code == 0
     for name in ("model.keras", "config.json", "history.csv", "metrics.json", "curves.png", "confusion_matrix.png"):
         assert os.path.isfile(os.path.join(out, name)), name
@@ -180,3 +180,75 @@ def test_resume_after_a_kill_in_phase_two(pretrained_run, tmp_path):
     assert [r["phase"] for r in rows] == ["head"] + ["finetune"] * 6
     assert killed_at < 6 and os.path.isfile(os.path.join(out, "metrics.json"))
     assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 2  # finished: nothing to resume
+
+
+# ------------------------------------------------------------------------------ step budgets, lr range test
+
+def test_phase_epochs_turn_a_step_budget_into_epochs():
+    assert ft.phase_epochs(300, 50, 32) == (100, 2)  # 2 steps per epoch: capped at MAX_EPOCHS
+    assert ft.phase_epochs(300, 150, 32) == (60, 5)  # 300 steps
+    assert ft.phase_epochs(300, 100_000, 32) == (ft.MIN_EPOCHS, 3125)  # a large set: MIN_EPOCHS, not 0
+    assert ft.phase_epochs(300, 150, 32, epochs=7) == (7, 5)  # explicit epochs win
+    assert ft.patience_for(100) == 20 and ft.patience_for(4) == 3 and ft.patience_for(60, 5) == 5
+
+
+def _separable(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 8)).astype("float32")
+    y = (x[:, 0] + x[:, 1] > 0).astype("int32")
+    return x, y
+
+
+def test_lr_find_restores_weights_and_suggests_a_tenth_of_its_landmark():
+    import tensorflow as tf
+
+    from zoo.transfer.lr_find import LR_DIVISOR, lr_find
+
+    x, y = _separable()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(2, activation="softmax")])
+    before = [w.copy() for w in model.get_weights()]
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(32)
+    found = lr_find(model, ds, loss=keras.losses.SparseCategoricalCrossentropy(), steps=60)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert found.lrs == sorted(found.lrs) and found.lrs[0] == pytest.approx(1e-6)
+    assert found.landmark == found.lrs[int(np.argmin(found.losses))]
+    assert found.suggestion == pytest.approx(found.landmark / LR_DIVISOR)
+    assert 1e-4 < found.suggestion < 1.0  # a two-layer net on separable data learns well inside this range
+    assert min(found.losses) < found.losses[0] - 0.1  # the loss did fall during the sweep
+    edge = lr_find(model, ds, loss=keras.losses.SparseCategoricalCrossentropy(), steps=60, rule="edge")
+    doubled = [lr for lr, v in zip(edge.lrs, edge.losses) if v > 2 * edge.losses[0]]
+    assert edge.landmark == (doubled[0] if doubled else edge.lrs[-1])
+    with pytest.raises(ValueError, match="rule"):
+        lr_find(model, ds, loss="sparse_categorical_crossentropy", rule="steepest")
+
+
+def test_cli_rejects_a_bad_rate_in_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["finetune", "lenet5", "--data", str(tmp_path), "--head-lr", "fast"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'fast'" in err[0] and "auto" in err[0]
+
+
+@pytest.mark.slow
+def test_defaults_on_real_digits_converge_in_phase_one(tmp_path):
+    """scikit-learn's handwritten digits: lenet5 pre-trained on 0-4, fine-tuned with the defaults on 30 images
+    per class of 5-9 (smaller step budgets than the defaults to stay cheap). The range test picks phase 1's rate
+    and the head alone already classifies the new digits."""
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    from transfer import write_digits
+
+    a = write_digits(str(tmp_path / "a.npz"), [0, 1, 2, 3, 4])
+    b = write_digits(str(tmp_path / "b.npz"), [5, 6, 7, 8, 9], per_class=30)
+    pre = zoo.train("lenet5", a, out=str(tmp_path / "pre"), epochs=4, verbose=0, precision="float32")
+    assert pre.metrics["test"]["accuracy"] > 0.9
+    run = ft.finetune(pre.run_dir, b, out=str(tmp_path / "ft"), head_steps=80, finetune_steps=80, verbose=0)
+    plan = run.config["finetune"]["plan"]
+    assert plan["head"]["lr_find"]["rule"] == "minimum" and plan["finetune"]["lr_find"]["rule"] == "edge"
+    assert 1e-3 <= plan["head"]["lr"] <= 1.0 and 1e-5 <= plan["finetune"]["lr"] < plan["head"]["lr"]
+    assert (plan["head"]["epochs"], plan["head"]["steps_per_epoch"]) == (16, 5)  # 80 steps of 150 images
+    head = run.config["finetune"]["phases"][0]["metrics"]
+    assert head["test"]["accuracy"] > 0.8  # phase 1 converged: a linear head on frozen features
+    assert run.metrics["test"]["accuracy"] >= head["test"]["accuracy"] - 0.02

@@ -2,10 +2,31 @@
 
 from __future__ import annotations
 
+import argparse
+
 from zoo.cli.errors import one_line_errors, run_guarded
 from zoo.training import policy
 from zoo.transfer import PREPROCESS_MODES
 from zoo.transfer import finetune as finetune_lib
+
+
+def _rate(text):
+    """A learning rate, or "auto" (a range test)."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto'. Received: {text!r}") from None
+
+
+def _patience(text):
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'auto'. Received: {text!r}") from None
 
 
 def _cmd_finetune(args):
@@ -21,10 +42,12 @@ def _cmd_finetune(args):
 
 
 def add_parser(subparsers) -> None:
+    D = finetune_lib.DEFAULTS  # noqa: N806
     p = one_line_errors(subparsers.add_parser(
         "finetune", help="fine-tune a pretrained backbone (run dir, .keras, keras:NAME, zoo model) on new data",
         description="Phase 1 trains a new head on the frozen backbone; phase 2 unfreezes the top of the backbone "
-                    "and fine-tunes at a lower learning rate with early stopping.",
+                    "and fine-tunes at a lower learning rate. Each phase is a budget of optimizer steps, stops early on "
+                    "the dev loss and keeps its best weights.",
     ))
     p.add_argument("backbone", help="a zoo run directory, a .keras file, keras:MobileNetV2-style name, or zoo model")
     p.add_argument("--data", help="source: an image folder, a .npz file, tfds:NAME or shapes/<config>")
@@ -34,22 +57,27 @@ def add_parser(subparsers) -> None:
     p.add_argument("--image-size", dest="image_size", type=int, help="backbone input size for keras:/zoo names")
     p.add_argument("--preprocess", choices=PREPROCESS_MODES, help="override the backbone's input mapping")
     p.add_argument("--feature-layer", dest="feature_layer", help="layer whose output feeds the new head")
-    p.add_argument("--dropout", type=float, help=f"dropout before the new classifier ({finetune_lib.DEFAULTS['dropout']})")
-    p.add_argument("--head-epochs", dest="head_epochs", type=int, help=f"phase 1 epochs ({finetune_lib.DEFAULTS['head_epochs']})")
-    p.add_argument("--head-lr", dest="head_lr", type=float, help=f"phase 1 learning rate ({finetune_lib.DEFAULTS['head_lr']})")
+    p.add_argument("--dropout", type=float, help=f"dropout before the new classifier ({D['dropout']})")
+    p.add_argument("--head-steps", dest="head_steps", type=int,
+                   help=f"phase 1 budget in optimizer steps, turned into epochs ({D['head_steps']})")
+    p.add_argument("--head-epochs", dest="head_epochs", type=int, help="phase 1 epochs (overrides --head-steps)")
+    p.add_argument("--head-lr", dest="head_lr", type=_rate,
+                   help=f"phase 1 learning rate, or auto for a range test ({D['head_lr']})")
+    p.add_argument("--finetune-steps", dest="finetune_steps", type=int,
+                   help=f"phase 2 budget in optimizer steps ({D['finetune_steps']})")
     p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int,
-                   help=f"phase 2 epochs, 0 for head only ({finetune_lib.DEFAULTS['finetune_epochs']})")
-    p.add_argument("--finetune-lr", dest="finetune_lr", type=float,
-                   help=f"phase 2 learning rate ({finetune_lib.DEFAULTS['finetune_lr']})")
-    p.add_argument("--unfreeze", help="phase 2: 'all', a share like 30%% (default), a backbone layer index like "
+                   help="phase 2 epochs (overrides --finetune-steps), 0 for head only")
+    p.add_argument("--finetune-lr", dest="finetune_lr", type=_rate,
+                   help=f"phase 2 learning rate, or auto for a range test ({D['finetune_lr']})")
+    p.add_argument("--unfreeze", help="phase 2: 'all' (default), a share like 30%%, a backbone layer index like "
                                       "120, or names/globs/blocks like 'conv5_*,block_13'")
     p.add_argument("--train-bn", dest="train_bn", action="store_true", default=None,
                    help="also train BatchNormalization in phase 2 (default: frozen, inference mode)")
     p.add_argument("--lr-decay", dest="lr_decay", type=float,
                    help="phase 2 layer-wise rate decay per group towards the input, e.g. 0.5 (default: off)")
     p.add_argument("--lr-groups", dest="lr_groups", help="groups for --lr-decay: 'blocks' or a number")
-    p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
-                   help=f"phase 2 patience on the dev metric ({finetune_lib.DEFAULTS['early_stopping']})")
+    p.add_argument("--early-stopping", dest="early_stopping", type=_patience, metavar="PATIENCE",
+                   help="both phases' patience in epochs on the dev loss (auto: a fifth of the phase, at least 3)")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "rmsprop", "adam", "adamw"))
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--augment", help="comma-separated: flip,crop,color,distort; 'none' for none")

@@ -27,33 +27,63 @@ from callbacks import reports
 from zoo.training import loop, rundir
 from zoo.transfer import layers, optimizers
 from zoo.transfer.heads import with_new_head
+from zoo.transfer.lr_find import lr_find
 from zoo.transfer.sources import load_pretrained
 
 PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
 DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
-    "head_epochs": 5, "head_lr": 1e-3, "finetune_epochs": 10, "finetune_lr": 1e-4, "unfreeze": "30%",
-    "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": 3, "optimizer": "adam",
+    "head_epochs": None, "head_steps": 300, "head_lr": "auto",
+    "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": "auto", "unfreeze": "all",
+    "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
     "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
     "strict": False,
 }
+MIN_EPOCHS, MAX_EPOCHS = 3, 100  # a phase's step budget, converted to epochs, is kept within these
+
+
+def _is_int(v, low):
+    return not isinstance(v, bool) and isinstance(v, int) and v >= low
 
 
 def _check(settings):
     for key in ("head_epochs", "finetune_epochs"):
         v = settings[key]
-        if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-            raise ValueError(f"`{key}` must be an integer >= 0. Received: {key}={v!r}")
-    if settings["head_epochs"] + settings["finetune_epochs"] == 0:
+        if v is not None and not _is_int(v, 0):
+            raise ValueError(f"`{key}` must be an integer >= 0 or None (from the step budget). Received: {key}={v!r}")
+    for key in ("head_steps", "finetune_steps"):
+        if not _is_int(settings[key], 1):
+            raise ValueError(f"`{key}` must be an integer >= 1. Received: {key}={settings[key]!r}")
+    if settings["head_epochs"] == 0 and settings["finetune_epochs"] == 0:
         raise ValueError("Nothing to train: head_epochs and finetune_epochs are both 0.")
     for key in ("head_lr", "finetune_lr"):
         v = settings[key]
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0:
-            raise ValueError(f"`{key}` must be a positive number. Received: {key}={v!r}")
+        if v != "auto" and (isinstance(v, bool) or not isinstance(v, (int, float)) or v <= 0):
+            raise ValueError(f"`{key}` must be a positive number or 'auto' (a range test). Received: {key}={v!r}")
+    patience = settings["early_stopping"]
+    if patience != "auto" and patience is not None and not _is_int(patience, 0):
+        raise ValueError(f"`early_stopping` must be 'auto', None or an integer >= 0. Received: {patience!r}")
     size = settings["image_size"]
-    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+    if size is not None and not _is_int(size, 1):
         raise ValueError(f"`image_size` must be a positive integer. Received: image_size={size!r}")
+
+
+def phase_epochs(steps, train_examples, batch_size, epochs=None):
+    """`(epochs, steps per epoch)` of a phase: `epochs` if given, else the step budget `steps` in whole epochs.
+
+    A small training set still gets about `steps` optimizer steps (at most `MAX_EPOCHS` epochs); a large one
+    gets at least `MIN_EPOCHS` epochs however many steps that is.
+    """
+    per_epoch = max(1, math.ceil(train_examples / batch_size))
+    if epochs is None:
+        epochs = min(MAX_EPOCHS, max(MIN_EPOCHS, math.ceil(steps / per_epoch)))
+    return epochs, per_epoch
+
+
+def patience_for(epochs, setting="auto"):
+    """Early-stopping patience of a phase: a fifth of its epochs (at least 3) for "auto"."""
+    return max(3, epochs // 5) if setting == "auto" else setting
 
 
 def _backbone_shape(backbone, data_shape, image_size, weights):
@@ -192,8 +222,114 @@ def _assemble(run_dir, config):
     return config, rows
 
 
+def _settings(backbone, data, out, resume, options):
+    """`(settings, backbone, data, run_dir)` for a new run, or read back from the run being resumed."""
+    unknown = sorted(set(options) - set(DEFAULTS))
+    if unknown:
+        raise ValueError(f"Unknown finetune option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DEFAULTS))}.")
+    if resume:
+        if out is None or not os.path.isfile(os.path.join(os.fspath(out), rundir.CONFIG)):
+            raise ValueError(f"Nothing to resume in {out!r}: it has no {rundir.CONFIG}.")
+        run_dir = os.fspath(out)
+        saved = rundir.read_json(os.path.join(run_dir, rundir.CONFIG)).get("finetune")
+        if saved is None:
+            raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
+        if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"] != 0)]) \
+                and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
+            raise ValueError(f"The run in {run_dir!r} already finished; fine-tune into a new --out directory.")
+        settings = {**DEFAULTS, **{k: saved[k] for k in DEFAULTS if k in saved}}
+        return settings, saved["backbone"], saved["source"] if data is None else data, run_dir
+    if data is None:
+        raise ValueError("No data source given; pass --data SOURCE.")
+    settings = {**DEFAULTS, **options}
+    settings["augment"] = tuple(settings["augment"] or ())
+    _check(settings)
+    if not isinstance(backbone, (str, os.PathLike)):
+        raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
+    name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
+    return settings, backbone, data, rundir.prepare(out or rundir.default_dir(f"{name}-finetune"), resume=False)
+
+
+def find_lr(model, data, settings, label):
+    """Phase `label`'s rate from a range test (`lr_find`) on the training split, with the phase's trainable set."""
+    import pipelines
+
+    ds = pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
+                         augment=settings["augment"], seed=settings["seed"], normalization="scale",
+                         val_split=settings["val_split"], strict=settings["strict"])
+    keras.utils.set_random_seed(settings["seed"])
+    rule = "minimum" if label == "head" else "edge"
+    found = lr_find(model, ds, loss=keras.losses.SparseCategoricalCrossentropy(), optimizer=settings["optimizer"],
+                    rule=rule)
+    what = "lowest" if rule == "minimum" else "first doubled"
+    print(f"zoo finetune: {label} lr auto: smoothed loss {what} at lr {found.landmark:.2g} -> lr "
+          f"{found.suggestion:.2g} (range test, {len(found.lrs)} steps)", flush=True)
+    return found
+
+
+class _Phases:
+    """Runs the two phases of one fine-tuning run as `zoo.train` runs in sub-directories."""
+
+    def __init__(self, run_dir, data, settings, config, train_examples, verbose):
+        self.run_dir, self.data, self.settings, self.config = run_dir, data, settings, config
+        self.train_examples = train_examples
+        self.common = {"optimizer": settings["optimizer"], "batch_size": settings["batch_size"],
+                       "augment": settings["augment"], "val_split": settings["val_split"], "normalization": "scale"}
+        self.train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"],
+                         "verbose": verbose}
+
+    def plan(self, index, net):
+        """Epochs, rate and patience of phase `index` (0: head, 1: finetune), recorded in config.json."""
+        label = ("head", "finetune")[index]
+        s = self.settings
+        epochs, per_epoch = phase_epochs(s[f"{label}_steps"], self.train_examples, s["batch_size"],
+                                         s[f"{label}_epochs"])
+        plan = {"epochs": epochs, "steps_per_epoch": per_epoch, "lr": s[f"{label}_lr"],
+                "early_stopping": patience_for(epochs, s["early_stopping"])}
+        if plan["lr"] == "auto":
+            found = find_lr(net, self.data, s, label)
+            plan["lr"], plan["lr_find"] = found.suggestion, {"rule": found.rule, "landmark": found.landmark,
+                                                              "steps": len(found.lrs)}
+        self.config["finetune"].setdefault("plan", {})[label] = plan
+        rundir.write_json(os.path.join(self.run_dir, rundir.CONFIG), self.config)
+        return plan
+
+    def run(self, index, net, **overrides):
+        path = os.path.join(self.run_dir, PHASES[index])
+        if _phase_done(path):
+            return None
+        again = os.path.isfile(os.path.join(path, rundir.CONFIG))
+        if os.path.isdir(path) and not again:
+            shutil.rmtree(path)  # killed before its first file: start the phase over
+        label = ("head", "finetune")[index]
+        print(f"zoo finetune: phase {index + 1} ({label}){', resumed' if again else ''}", flush=True)
+        print(layers.trainable_summary(net, collapse=True), flush=True)
+        if again:
+            return loop.train(net, self.data, out=path, resume=True, **self.train_kw)
+        plan = self.plan(index, net)
+        print(f"zoo finetune: phase {index + 1}: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps, "
+              f"lr {plan['lr']:.2g}, early stopping patience {plan['early_stopping']} (best dev weights kept)",
+              flush=True)
+        return loop.train(net, self.data, out=path, epochs=plan["epochs"], lr=plan["lr"],
+                          early_stopping=plan["early_stopping"], **self.train_kw, **self.common, **overrides)
+
+
+def _multipliers(model, settings):
+    """Phase 2's per-layer rates as `recipe.extra` (`optim.make_optimizer` wraps the optimizer with them)."""
+    if settings["lr_decay"] is None:
+        return {}
+    groups = settings["lr_groups"]
+    groups = int(groups) if str(groups).isdigit() else groups
+    return {"extra": {"lr_multipliers": optimizers.layerwise_lr_multipliers(
+        model, decay=settings["lr_decay"], groups=groups)}}
+
+
 def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **options):
     """Fine-tunes a pretrained backbone on `data` in two phases; returns the final phase's `zoo.train` Run.
+
+    Each phase's length is a budget of optimizer steps (`head_steps`, `finetune_steps`) turned into epochs of
+    the training split (`phase_epochs`), unless `head_epochs` / `finetune_epochs` are given; both phases stop
+    early on the dev loss and keep their best weights.
 
     Args:
         backbone: A zoo run directory, a `.keras` file, `"keras:<Application>"` or a zoo model name
@@ -206,93 +342,44 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
         **options: Any of `DEFAULTS`: `weights` ("auto": ImageNet for `keras:` names, none for zoo names;
             "imagenet", None or a file), `image_size` (backbone input size for `keras:`/zoo names; the
             data is resized inside the model), `preprocess` (override the backbone's input mapping),
-            `feature_layer`, `dropout`, `head_epochs`, `head_lr`, `finetune_epochs` (0: head only),
-            `finetune_lr`, `unfreeze` (see `unfreeze_top`), `train_bn`, `lr_decay` (layer-wise decay of
-            phase 2's rates, e.g. 0.5; None for one rate), `lr_groups` ("blocks" or a number of groups),
-            `early_stopping` (phase 2's patience), `optimizer`, `batch_size`, `augment`, `val_split`,
-            `seed`, `precision` (float32, mixed_bfloat16, mixed_float16), `xla`, `strict`.
+            `feature_layer`, `dropout`, `head_steps`, `head_epochs` (overrides the step budget), `head_lr`
+            (a rate or "auto": `lr_find`), `finetune_steps`, `finetune_epochs` (0: head only), `finetune_lr`,
+            `unfreeze` (see `unfreeze_top`), `train_bn`, `lr_decay` (layer-wise decay of phase 2's rates,
+            e.g. 0.5; None for one rate), `lr_groups` ("blocks" or a number of groups), `early_stopping`
+            (both phases' patience; "auto": `patience_for`), `optimizer`, `batch_size`, `augment`,
+            `val_split`, `seed`, `precision` (float32, mixed_bfloat16, mixed_float16), `xla`, `strict`.
 
     Raises:
         ValueError: Bad backbone, source, option or run directory (one line each).
     """
     import pipelines
 
-    unknown = sorted(set(options) - set(DEFAULTS))
-    if unknown:
-        raise ValueError(f"Unknown finetune option(s) {', '.join(unknown)}; allowed: {', '.join(sorted(DEFAULTS))}.")
-    if resume:
-        if out is None or not os.path.isfile(os.path.join(os.fspath(out), rundir.CONFIG)):
-            raise ValueError(f"Nothing to resume in {out!r}: it has no {rundir.CONFIG}.")
-        run_dir = os.fspath(out)
-        saved = rundir.read_json(os.path.join(run_dir, rundir.CONFIG)).get("finetune")
-        if saved is None:
-            raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
-        if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"])]) \
-                and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
-            raise ValueError(f"The run in {run_dir!r} already finished; fine-tune into a new --out directory.")
-        settings = {k: saved[k] for k in DEFAULTS}
-        backbone, data = saved["backbone"], saved["source"] if data is None else data
-    else:
-        if data is None:
-            raise ValueError("No data source given; pass --data SOURCE.")
-        settings = {**DEFAULTS, **options}
-        settings["augment"] = tuple(settings["augment"] or ())
-        _check(settings)
-        if not isinstance(backbone, (str, os.PathLike)):
-            raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
-        name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
-        run_dir = rundir.prepare(out or rundir.default_dir(f"{name}-finetune"), resume=False)
-
+    settings, backbone, data, run_dir = _settings(backbone, data, out, resume, options)
     data_spec = pipelines.inspect(data, task="classification", normalization="scale",
                                   val_split=settings["val_split"], strict=settings["strict"])
     if data_spec.task != "classification":
         raise ValueError(f"zoo finetune trains classifiers; source {data!r} is a {data_spec.task} source.")
     model, src = build_model(backbone, data_spec, settings)
     backbone_layers = [layer.name for layer in src.model.layers]
-    if settings["finetune_epochs"]:  # fail now, not after phase 1, on a bad --unfreeze
+    if settings["finetune_epochs"] != 0:  # fail now, not after phase 1, on a bad --unfreeze
         unfreeze_top(model, backbone_layers, settings["unfreeze"])
         layers.freeze_backbone(model)
     config = {"finetune": {**settings, "augment": list(settings["augment"]), "backbone": os.fspath(backbone),
                            "source": data if isinstance(data, str) else None, "source_kind": src.kind}}
-    if not resume:
+    if resume:
+        config = {"finetune": {**config["finetune"], **rundir.read_json(os.path.join(run_dir, rundir.CONFIG))["finetune"]}}
+    else:
         rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
         print(f"zoo finetune: {src.kind} backbone {os.fspath(backbone)} -> {model.name} "
-              f"({data_spec.num_classes} classes) in {run_dir}", flush=True)
-
-    common = {"optimizer": settings["optimizer"], "batch_size": settings["batch_size"],
-              "augment": settings["augment"], "val_split": settings["val_split"], "normalization": "scale"}
-    train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"], "verbose": verbose}
-    run = None
-
-    def phase(index, net, **overrides):
-        path = os.path.join(run_dir, PHASES[index])
-        if _phase_done(path):
-            return None
-        again = os.path.isfile(os.path.join(path, rundir.CONFIG))
-        if os.path.isdir(path) and not again:
-            shutil.rmtree(path)  # killed before its first file: start the phase over
-        print(f"zoo finetune: phase {index + 1} ({('head', 'finetune')[index]})"
-              f"{', resumed' if again else ''}", flush=True)
-        print(layers.trainable_summary(net, collapse=True), flush=True)
-        if again:
-            return loop.train(net, data, out=path, resume=True, **train_kw)
-        return loop.train(net, data, out=path, **train_kw, **common, **overrides)
-
-    if settings["head_epochs"]:
-        run = phase(0, model, epochs=settings["head_epochs"], lr=settings["head_lr"], early_stopping=None)
-    if settings["finetune_epochs"]:
-        if run is None and settings["head_epochs"]:  # phase 1 finished in an earlier process
+              f"({data_spec.num_classes} classes, {data_spec.splits['train']} training images) in {run_dir}",
+              flush=True)
+    phases = _Phases(run_dir, data, settings, config, int(data_spec.splits["train"]), verbose)
+    run = phases.run(0, model) if settings["head_epochs"] != 0 else None
+    if settings["finetune_epochs"] != 0:
+        if run is None and settings["head_epochs"] != 0:  # phase 1 finished in an earlier process
             model, _ = loop.load_run(os.path.join(run_dir, PHASES[0]))
         unfreeze_top(model, backbone_layers, settings["unfreeze"], train_bn=settings["train_bn"])
-        multipliers = None
-        if settings["lr_decay"] is not None:
-            groups = settings["lr_groups"]
-            groups = int(groups) if str(groups).isdigit() else groups
-            multipliers = optimizers.layerwise_lr_multipliers(model, decay=settings["lr_decay"], groups=groups)
-        # `optim.make_optimizer` wraps the optimizer with these per-layer rates (recipe.extra.lr_multipliers).
-        extra = {"extra": {"lr_multipliers": multipliers}} if multipliers else {}
-        run = phase(1, model, epochs=settings["finetune_epochs"], lr=settings["finetune_lr"],
-                    early_stopping=settings["early_stopping"], **extra) or run
+        run = phases.run(1, model, **_multipliers(model, settings)) or run
     final, rows = _assemble(run_dir, config)
     metrics = rundir.read_json(os.path.join(run_dir, rundir.METRICS))
     summary = ", ".join(f"{s} accuracy {m['accuracy']:.4f}" for s, m in metrics.items() if "accuracy" in m)
