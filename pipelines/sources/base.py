@@ -110,7 +110,8 @@ def check_source(src: Source) -> Source:
 
     for i, name in enumerate(src.class_names):
         paths.check_name(name, where=f"{src.name} (class {i})")
-    if src.task == "classification" and len(src.class_names) < MIN_CLASSIFICATION_CLASSES:
+    # (0 names: a reader that cannot tell its classes, e.g. TFDS without a ClassLabel; the model decides.)
+    if src.task == "classification" and 0 < len(src.class_names) < MIN_CLASSIFICATION_CLASSES:
         found = ", ".join(repr(n) for n in src.class_names) or "none"
         raise ValueError(f"{src.name}: classification needs >= {MIN_CLASSIFICATION_CLASSES} classes; "
                          f"found {len(src.class_names)} ({found}). Add a folder (or labels) for another class.")
