@@ -35,6 +35,7 @@ ARMS = {  # name: sampler, pruner
     "grid": ("grid", "none"),
     "random": ("random", "none"),
     "tpe": ("tpe", "none"),
+    "tpe+median": ("tpe", "median"),
     "tpe+hyperband": ("tpe", "hyperband"),
 }
 
@@ -68,6 +69,67 @@ def run_arm(arm, seed, args, data, root):
     return out, time.time() - t0
 
 
+def _report_class():
+    import keras
+
+    class Report(keras.callbacks.Callback):
+        """Each epoch's dev accuracy to the trial; stops training when the pruner says so."""
+
+        def __init__(self, trial):
+            super().__init__()
+            self.trial, self.acc, self.pruned = trial, 0.0, False
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.acc = float(logs["val_accuracy"])
+            self.trial.report(self.acc, epoch + 1)
+            if self.trial.should_prune():
+                self.pruned, self.model.stop_training = True, True
+
+    return Report
+
+
+def inprocess_arm(arm, seed, args, data, checkpoints):
+    """The same space, sampler and pruner (zoo.search's) with each trial trained in this process by Keras:
+    no per-trial process start-up, so the budget goes to training. CPU-seconds from `time.process_time()`."""
+    import keras
+    import optuna
+
+    from zoo import registry, search
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    Report = _report_class()
+    d = np.load(data)
+    space = search.parse_spaces(SPACE[1::2])
+    sampler_name, pruner_name = ARMS[arm]
+    study = optuna.create_study(direction="maximize", pruner=search.make_pruner(pruner_name, args.epochs),
+                                sampler=search.make_sampler(sampler_name, space, seed, args.grid_points))
+    spent, best, best_weights, points = 0.0, -1.0, None, []
+    while spent < args.budget and not (sampler_name == "grid" and study.sampler.is_exhausted(study)):
+        t0 = time.process_time()
+        trial = study.ask()
+        values = search.suggest(trial, space)
+        keras.utils.set_random_seed(seed * 1000 + trial.number)
+        model = registry.create_model(args.model, input_shape=(8, 8, 1), classes=10)
+        model.compile(keras.optimizers.SGD(values["lr"], momentum=values["momentum"]),
+                      "sparse_categorical_crossentropy", metrics=["accuracy"])
+        report = Report(trial)
+        model.fit(d["x_train"], d["y_train"], batch_size=64, epochs=args.epochs, verbose=0, callbacks=[report],
+                  validation_data=(d["x_val"], d["y_val"]), validation_batch_size=512)
+        acc, state = report.acc, optuna.trial.TrialState.PRUNED if report.pruned else optuna.trial.TrialState.COMPLETE
+        study.tell(trial, acc if state == optuna.trial.TrialState.COMPLETE else None, state=state)
+        if state == optuna.trial.TrialState.COMPLETE and acc > best:
+            best, best_weights = acc, (model, model.get_weights())
+        spent += time.process_time() - t0
+        points.append((spent, max(best, 0.0)))
+    at = [max([b for s, b in points if s <= c] or [0.0]) for c in checkpoints]
+    model, weights = best_weights
+    model.set_weights(weights)
+    test = float(model.evaluate(d["x_test"], d["y_test"], verbose=0, batch_size=512)[1])
+    states = [t.state.name for t in study.get_trials()]
+    keras.backend.clear_session()
+    return at, states.count("COMPLETE"), states.count("PRUNED"), spent, test
+
+
 def curve(out, checkpoints):
     """Best dev accuracy after each checkpoint of cumulative trial CPU-seconds; trial counts; best's test."""
     import optuna
@@ -96,6 +158,9 @@ def main():
     parser.add_argument("--grid-points", type=int, default=4)
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--arms", nargs="+", default=list(ARMS), choices=list(ARMS))
+    parser.add_argument("--mode", choices=("inprocess", "zoo"), default="inprocess",
+                        help="inprocess: trials trained by Keras in this process; zoo: `zoo tune` (a process per "
+                             "trial, TensorFlow start-up included in each trial's CPU-seconds)")
     parser.add_argument("--root", default=os.path.join("/tmp", "zoo-tune-bench"))
     parser.add_argument("--json", help="write the raw results here")
     args = parser.parse_args()
@@ -103,15 +168,20 @@ def main():
     data = digits_npz(os.path.join(args.root, "digits.npz"))
     checkpoints = [args.budget * f for f in (0.25, 0.5, 0.75, 1.0)]
     results = {}
-    for arm in args.arms:
-        for seed in args.seeds:
-            out = os.path.join(args.root, f"{arm}-{seed}")
-            if os.path.isdir(out):
-                import shutil
+    for seed in args.seeds:  # seed-major: a cut-short run still has every arm
+        for arm in args.arms:
+            t0 = time.time()
+            if args.mode == "inprocess":
+                at, complete, pruned, spent, test = inprocess_arm(arm, seed, args, data, checkpoints)
+            else:
+                out = os.path.join(args.root, f"{arm}-{seed}")
+                if os.path.isdir(out):
+                    import shutil
 
-                shutil.rmtree(out)
-            out, wall = run_arm(arm, seed, args, data, args.root)
-            at, complete, pruned, spent, test = curve(out, checkpoints)
+                    shutil.rmtree(out)
+                run_arm(arm, seed, args, data, args.root)
+                at, complete, pruned, spent, test = curve(out, checkpoints)
+            wall = time.time() - t0
             results.setdefault(arm, []).append({"seed": seed, "best_at": at, "complete": complete,
                                                 "pruned": pruned, "cpu_s": spent, "wall_s": wall, "test": test})
             print(f"{arm} seed {seed}: best dev {' '.join(f'{a:.4f}' for a in at)} at {checkpoints} CPU-s; "

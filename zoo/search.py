@@ -666,15 +666,12 @@ def _test_once(study, t, run_dir):
         return study.user_attrs[key]
     if not os.path.isdir(run_dir):
         return None  # the trial ran on another machine; that worker evaluates it
-    try:
-        os.close(os.open(run_dir + ".test-lock", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:  # another worker on this folder is evaluating it
-        for _ in range(1800):
-            time.sleep(0.5)
-            attrs = study.user_attrs  # read from the storage each time
-            if key in attrs:
-                return attrs[key]
-        return None
+    lock = run_dir + ".test-lock"
+    while not _take(lock):  # another worker on this folder is evaluating it
+        time.sleep(0.5)
+        attrs = study.user_attrs  # read from the storage each time
+        if key in attrs:
+            return attrs[key]
     env = {k: v for k, v in os.environ.items() if k != "ZOO_NO_TEST"}
     proc = subprocess.run([sys.executable, "-m", "zoo.cli", "evaluate", run_dir, "--split", "test", "--json"],
                           capture_output=True, text=True, env={**env, "TF_CPP_MIN_LOG_LEVEL": "3"})
@@ -687,6 +684,24 @@ def _test_once(study, t, run_dir):
         result = json.loads(lines[-1])
     study.set_user_attr(key, result)
     return result
+
+
+def _take(lock) -> bool:
+    """Creates `lock` (holding this process' identity); False while a live process holds it."""
+    try:
+        fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        try:
+            with open(lock) as f:
+                holder = json.load(f)
+        except (OSError, ValueError):
+            return False  # being written
+        if holder.get("host") == socket.gethostname() and not _alive(holder):
+            os.remove(lock)  # its holder died
+        return False
+    with os.fdopen(fd, "w") as f:
+        json.dump(_me(), f)
+    return True
 
 
 def plots(study, out, prefix="") -> list:
