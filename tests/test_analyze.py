@@ -93,3 +93,26 @@ def test_error_table_without_train_dev_says_so_and_uses_each_tasks_error():
         error_table("classification", {}, baseline=5)
     with pytest.raises(ValueError, match="Unknown task 'foo'"):
         error_table("foo", {})
+
+
+def test_train_dev_is_carved_from_train_never_overlapping_and_fixed():
+    import pipelines
+
+    x = np.arange(200 * 4, dtype=np.float32).reshape(200, 4)
+    y = (np.arange(200) % 3).astype(np.int32)
+    spec = pipelines.inspect((x, y), train_dev=0.1)
+    assert spec.splits == {"train": 144, "train_dev": 16, "val": 20, "test": 20}
+
+    def rows(split, seed):
+        ds = pipelines.build((x, y), split=split, batch_size=16, train_dev=0.1, seed=seed)
+        return np.concatenate([np.asarray(b)[:, 0] for b, _ in ds])
+
+    train, carved = rows("train", 1), rows("train_dev", 1)
+    assert len(train) == 144 and len(carved) == 16 and not set(train) & set(carved)
+    whole = np.concatenate([np.asarray(b)[:, 0] for b, _ in pipelines.build((x, y), split="train", batch_size=16)])
+    assert set(train) | set(carved) == set(whole)  # the same 160 training examples, 16 set aside
+    np.testing.assert_array_equal(np.sort(rows("train_dev", 7)), np.sort(carved))  # independent of the seed
+    with pytest.raises(ValueError, match="needs a train_dev fraction > 0"):
+        pipelines.build((x, y), split="train_dev")
+    with pytest.raises(ValueError, match=r"train_dev must be in \[0, 0.5\)"):
+        pipelines.inspect((x, y), train_dev=0.6)
