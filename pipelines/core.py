@@ -144,16 +144,17 @@ def _finalize_fn(task, norm, size, batched, is_image):
     return fn
 
 
-def _normalization(src, kind, channels, size):
+def _normalization(src, kind, channels, size, train_dev=0.0):
     kind = normalize_lib.check_kind(kind)
-    key = (src.cache_key, kind, channels) if src.cache_key is not None else None
+    key = (src.cache_key, kind, channels, train_dev) if src.cache_key is not None else None
     if key is not None and key in _NORMS:
         return _NORMS[key]
     chans = channels if src.is_image else (src.image_shape[-1] if src.image_shape else 1)
     examples = None
     if kind == "standardize":
         prep = _prepare_fn(src, channels, size)
-        ds = src.read("train").take(normalize_lib.MAX_STATS_EXAMPLES).map(lambda e: prep(e)["image"])
+        ds = _read(src, "train", train_dev).take(normalize_lib.MAX_STATS_EXAMPLES)  # never train-dev examples
+        ds = ds.map(lambda e: prep(e)["image"])
         examples = ds.as_numpy_iterator()
     norm = normalize_lib.make(kind, scale=src.scale, channels=chans, train_examples=examples)
     if key is not None:
@@ -220,7 +221,7 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
     src = _open(source, task=task, val_split=val_split, strict=strict, channels=channels, data_dir=data_dir,
                 follow_symlinks=follow_symlinks)
     size, chans = _size(image_size, src), _channels(channels, src)
-    norm = _normalization(src, normalization, chans, size)
+    norm = _normalization(src, normalization, chans, size, train_dev)
     return _spec(src, size, chans, norm, max_boxes or src.max_boxes or DEFAULT_MAX_BOXES, train_dev=train_dev)
 
 
@@ -266,7 +267,7 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
         raise ValueError(f"batch_size must be a positive int or None; received: {batch_size!r}.")
     size, chans = _size(image_size, src), _channels(channels, src)
-    norm = _normalization(src, normalization, chans, size)
+    norm = _normalization(src, normalization, chans, size, train_dev)
     training = split in ("train", "training") or str(split).startswith("train[")  # TFDS slices of train too
     policy, backend = augment_lib.resolve(augment, backend, src.task, src.is_image)
     if not training:
