@@ -137,7 +137,7 @@ def test_detection_run(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "error = 1 - mAP@0.5 (detection)" in out and "dev boxes missed" in out
     rows = _rows(run / "analysis" / "mistakes.csv")
-    assert len(rows) == 1 and rows[0]["path"].endswith("data:val[0]")  # labelled formats: source and index
+    assert len(rows) == 1 and rows[0]["path"].endswith("d.png") and os.path.isfile(rows[0]["path"])
     assert os.path.isfile(run / "analysis" / "mistakes.png")
 
 
@@ -149,7 +149,8 @@ def test_segmentation_run(tmp_path, capsys):
     assert main(["analyze", str(run)]) == 0
     out = capsys.readouterr().out
     assert "error = 1 - mean IoU (segmentation)" in out and "worst per-image mean IoU" in out
-    assert float(_rows(run / "analysis" / "mistakes.csv")[0]["iou"]) <= 1.0
+    rows = _rows(run / "analysis" / "mistakes.csv")
+    assert len(rows) == 1 and float(rows[0]["iou"]) <= 1.0 and os.path.isfile(rows[0]["path"])
     assert main(["analyze", str(run), "--label-issues"]) == 2
     assert "--label-issues supports classification, sequence" in _err(capsys)
 

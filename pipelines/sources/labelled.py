@@ -147,6 +147,8 @@ def detection_source(kind, name, class_names, parts, *, val_split, strict, chann
         ds = tf.data.Dataset.from_tensor_slices((tf.range(len(paths), dtype=tf.int64), paths))
         return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
 
+    read.paths = lambda split: [str(p) for p in tables[splits_lib.canonical(split)][0]]  # in read order
+
     sizes = list(size_of.values())
     uniform, common = images.common_size(sizes)
     max_boxes = max([len(r.classes) for recs in parts.values() for r in recs] or [1])
@@ -182,6 +184,8 @@ def mask_source(kind, name, class_names, parts, *, val_split, strict, channels, 
         pairs = parts[splits_lib.canonical(split)]
         ds = tf.data.Dataset.from_tensor_slices(([p for p, _ in pairs], [m for _, m in pairs]))
         return ds.map(example, num_parallel_calls=tf.data.AUTOTUNE)
+
+    read.paths = lambda split: [str(p) for p, _ in parts[splits_lib.canonical(split)]]  # images, in read order
 
     uniform, common = images.common_size(list(size_of.values()))
     return Source(
