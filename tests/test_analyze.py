@@ -89,6 +89,9 @@ def test_error_table_without_train_dev_says_so_and_uses_each_tasks_error():
     det = error_table("detection", {"train": {"map50": 0.9}, "val": {"map50": 0.4}, "test": {"map50": None}})
     assert det["largest"] == "variance + data mismatch" and det["errors"]["test"] is None
     assert error_table("embedding", {"val": {"verification_accuracy": 0.8}})["errors"]["val"] == pytest.approx(0.2)
+    perfect = error_table("classification", {s: {"accuracy": 1.0} for s in ("train", "train_dev", "val", "test")})
+    assert perfect["largest"] is None and any("no gap above zero" in n for n in perfect["notes"])
+    assert "largest gap" not in format_table(perfect)
     with pytest.raises(ValueError, match="--baseline must be an error rate"):
         error_table("classification", {}, baseline=5)
     with pytest.raises(ValueError, match="Unknown task 'foo'"):

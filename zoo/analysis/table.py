@@ -81,6 +81,9 @@ def error_table(task: str, metrics: dict, baseline: float | None = None) -> dict
     if dev is None:
         notes.append("no dev split in the run's metrics")
     largest = max(gaps, key=gaps.get) if gaps else None
+    if largest is not None and gaps[largest] <= 0:
+        largest = None
+        notes.append("no gap above zero: the errors do not grow from baseline to test on these splits")
     return {"task": task, "error": ERROR_METRICS[task][1], "baseline": base, "errors": errors, "gaps": gaps,
             "largest": largest, "advice": ADVICE.get(largest, ""), "notes": notes}
 
