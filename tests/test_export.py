@@ -14,6 +14,7 @@ import tensorflow as tf
 import zoo
 from zoo import export as export_lib
 from zoo.export import export
+from zoo.tasks import classification
 
 ALL = zoo.list_models()
 # One export per family, task and input rank (its smallest member): the export code does not depend on
@@ -96,12 +97,12 @@ def model_input(images, spec, norm):
 def expected_outputs(model, x, spec):
     """Named outputs the export promises, from the Keras model (float32 numpy in, no tracing)."""
     out = model(x, training=False)
-    if spec.task in export_lib.CLASSIFIER_TASKS and export_lib._output_fn(spec) is export_lib.classification_outputs:
+    if spec.task in export_lib.CLASSIFIER_TASKS and export_lib.graph.output_fn(spec) is classification.serving_outputs:
         probs = np.asarray(out, np.float32)
         if probs.shape[-1] == 1:
             probs = np.concatenate([1 - probs, probs], -1)
         return {"probabilities": probs, "classes": probs.argmax(-1)}
-    return {k: np.asarray(v) for k, v in export_lib._output_fn(spec)(model, out, spec).items()}
+    return {k: np.asarray(v) for k, v in export_lib.graph.output_fn(spec)(model, out, spec).items()}
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +130,7 @@ def served(tmp_path_factory):
             failures[group] = f"{name}: {type(exc).__name__}: {exc}"
             continue
         info = json.load(open(os.path.join(path, "assets.extra", "export.json")))
-        espec = export_lib.ExportSpec(**{k: v for k, v in info.items() if k not in ("signatures", "outputs")})
+        espec = export_lib.ExportSpec(**{k: v for k, v in info.items() if k not in ("signatures", "outputs", "files")})
         sigs = []
         if is_image:
             imgs = images_for(espec.image_shape)
@@ -202,7 +203,7 @@ def test_a_failed_export_leaves_no_version_behind(tmp_path, monkeypatch):
         assert os.path.isfile(os.path.join(path, "saved_model.pb"))
         raise ValueError("simulated mismatch")
 
-    monkeypatch.setattr(export_lib, "_verify", broken_verify)
+    monkeypatch.setattr(export_lib.savedmodel, "_verify", broken_verify)
     with pytest.raises(ValueError, match="simulated mismatch"):
         export(small_classifier(), tmp_path / "m", preprocessing="scale")
     assert os.listdir(tmp_path / "m") == []
@@ -304,13 +305,33 @@ def test_other_sizes_are_resized_in_the_graph_like_the_pipeline(tmp_path):
     loaded = tf.saved_model.load(export(model, tmp_path / "m", preprocessing="scale", verbose=False))
     big = images_for((12, 12, 3), n=2, size=(30, 20))
     # The pipeline's resize of mixed-size folders: antialiased bilinear, truncated back to uint8.
+    # The graph computes it as two matrix products (ops converters map), so float rounding can land a value
+    # that is an exact integer in one just below it in the other: one level, on a few pixels in a million.
     resized = tf.cast(tf.cast(tf.image.resize(big, (12, 12), antialias=True), tf.uint8), tf.float32).numpy()
     want = model(resized * np.float32(1 / 255)).numpy()
     got = loaded.signatures["serving_default"](images=tf.constant(big))["probabilities"].numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
     pngs = tf.constant([export_lib.encode_png(im) for im in big])
     got = loaded.signatures["serving_bytes"](image_bytes=pngs)["probabilities"].numpy()
-    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("size,to", [((30, 20), (12, 12)), ((480, 640), (224, 224)), ((100, 90), (224, 224))])
+def test_graph_resize_has_the_pipelines_numbers_without_scale_and_translate(size, to):
+    """Antialiased bilinear as two matrix products: the pipeline's values (float32 rounding aside)."""
+    spec = export_lib.ExportSpec("classification", "m", "image", to + (3,), {"kind": "none", "scale": 1.0,
+                                                                             "mean": [0.0] * 3, "std": [1.0] * 3})
+    images = images_for((None, None, 3), n=2, size=size)
+    pipeline = tf.cast(tf.cast(tf.image.resize(images, to, antialias=True), tf.uint8), tf.float32).numpy()
+    fn = tf.function(lambda x: export_lib.resize(x, spec))
+    served = fn(tf.constant(images)).numpy()
+    assert np.abs(served - pipeline).max() <= 1 and np.sum(served != pipeline) <= max(2, 1e-4 * served.size)
+    np.testing.assert_allclose(export_lib.graph._antialiased_bilinear(tf.cast(images, tf.float32), to).numpy(),
+                               tf.image.resize(images, to, antialias=True).numpy(), atol=2e-4)
+    ops = {n.op for n in fn.get_concrete_function(tf.TensorSpec([None, None, None, 3], tf.uint8)).graph.as_graph_def(
+        ).node} | {n.op for f in fn.get_concrete_function(tf.TensorSpec([None, None, None, 3], tf.uint8)).graph
+                   .as_graph_def().library.function for n in f.node_def}
+    assert "ScaleAndTranslate" not in ops and "BatchMatMulV2" in ops
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
@@ -334,7 +355,7 @@ def test_mixed_precision_exports_a_float32_graph(tmp_path, policy):
 
 
 def test_task_hook_names_the_outputs_and_raw_outputs_otherwise(tmp_path, monkeypatch):
-    from zoo import tasks
+    from zoo.tasks import base as tasks
 
     inputs = keras.Input((12, 12, 3))
     x = keras.layers.GlobalAveragePooling2D(name="pool")(keras.layers.Conv2D(5, 3, name="conv")(inputs))

@@ -90,10 +90,11 @@ def _report(model, dataset, data_spec, run_dir):
 
 def _serving_outputs(model, outputs, export_spec=None):
     """`mask`: int32 class id per pixel `[B, H, W]`; `probabilities`: per-pixel scores `[B, H, W, C]`."""
+    import tensorflow as tf  # export is TensorFlow-only; Keras' ops.argmax adds a BitwiseAnd LiteRT lacks
     from keras import ops
 
     scores = ops.softmax(outputs, axis=-1) if outputs_logits(model) else outputs
-    return {"mask": ops.cast(ops.argmax(outputs, axis=-1), "int32"), "probabilities": scores}
+    return {"mask": tf.argmax(outputs, axis=-1, output_type=tf.int32), "probabilities": scores}
 
 
 SEGMENTATION = register_task(Task(
