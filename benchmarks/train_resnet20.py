@@ -1,20 +1,26 @@
-"""Benchmark: `zoo train resnet20` against a plain Keras float32 ResNet-20 script, whole processes.
+"""Benchmark: `zoo train resnet20` against a plain Keras float32 ResNet-20 script and PyTorch, whole processes.
 
-Both train 3 epochs on the same 4,096 CIFAR-shaped images (a .npz written here), batch 128,
-flip + 4-pixel pad-and-crop augmentation, SGD with momentum, then evaluate on the test split.
+Every side trains `--epochs` (3) epochs on the same 4,096 CIFAR-shaped images (a .npz written here),
+batch 128, flip + 4-pixel pad-and-crop augmentation, SGD with momentum, then evaluates on the test split.
 Each side runs as a separate process (imports, data, training, evaluation and, for the zoo,
-its run directory, reports and plots included), alternating zoo / baseline for `--rounds`
-rounds; the ratio of the median wall times is the zoo's speed-up. CPU-seconds (user + system of each
-process) are reported too: on a shared machine they move less than wall times.
+its run directory, reports and plots included), in turn for `--rounds` rounds; the ratio of the
+median wall times is the zoo's speed-up. CPU-seconds (user + system of each process) are reported
+too: on a shared machine they move less than wall times.
+
+The PyTorch side is the same ResNet-20 (option-A shortcuts, BatchNorm momentum 0.1 = Keras' 0.9),
+channels_last, bf16 autocast, SGD (momentum 0.9, weight decay 1e-4), flip + pad-crop on each batch.
+It runs when torch is installed (`pip install .[bench-torch]`, the CPU build) and is skipped otherwise.
 
     .venv/bin/python benchmarks/train_resnet20.py --rounds 2 --markdown
+    .venv/bin/python benchmarks/train_resnet20.py --rounds 1 --epochs 12 --sides zoo,torch
 
-`--side baseline` runs only the plain script (what each baseline process executes).
+`--side baseline` / `--side torch` runs only that script (what each of its processes executes).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import resource
@@ -44,15 +50,15 @@ def write_data(path, seed=0):
     np.savez(path, x_train=x[:N_TRAIN], y_train=y[:N_TRAIN], x_test=x[N_TRAIN:], y_test=y[N_TRAIN:])
 
 
-def baseline(data_path):
+def baseline(data_path, epochs=EPOCHS):
     """The plain Keras script: float32, tf.data augmentation per example, model.fit.
 
     BatchNormalization momentum 0.9 as in the zoo's CIFAR ResNets, so that both sides evaluate sensibly
     after 96 steps (Keras' default 0.99 leaves stale moving statistics; it does not change the speed).
     """
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     keras.utils.set_random_seed(0)
     d = np.load(data_path)
@@ -95,10 +101,81 @@ def baseline(data_path):
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
     start = time.perf_counter()
-    model.fit(train, epochs=EPOCHS, verbose=2)
+    model.fit(train, epochs=epochs, verbose=2)
     fit_s = time.perf_counter() - start
     result = model.evaluate(test, return_dict=True, verbose=0)
     print(json.dumps({"fit_s": fit_s, "params": model.count_params(), "test_accuracy": result["accuracy"]}))
+
+
+def torch_side(data_path, epochs=EPOCHS):
+    """The PyTorch script: ResNet-20, channels_last, bf16 autocast, SGD, flip + pad-crop per batch."""
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+    torch.manual_seed(0)
+    d = np.load(data_path)
+    x_train, x_test = d["x_train"].astype("float32") / 255.0, d["x_test"].astype("float32") / 255.0
+    mean, std = x_train.mean((0, 1, 2)), x_train.std((0, 1, 2))
+    to_tensor = lambda x: torch.from_numpy(((x - mean) / std).transpose(0, 3, 1, 2).copy())  # noqa: E731
+    x_train, x_test = to_tensor(x_train), to_tensor(x_test)
+    y_train, y_test = torch.from_numpy(d["y_train"]), torch.from_numpy(d["y_test"])
+
+    class Block(nn.Module):
+        def __init__(self, cin, cout, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+            self.bn1 = nn.BatchNorm2d(cout)
+            self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(cout)
+            self.pad = (cout - cin) // 2 if stride != 1 else 0
+
+        def forward(self, x):
+            y = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
+            shortcut = F.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.pad, self.pad)) if self.pad else x
+            return F.relu(shortcut + y)
+
+    layers, cin = [nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU()], 16
+    for i, cout in enumerate((16, 32, 64)):
+        for j in range(3):
+            layers.append(Block(cin, cout, 2 if i > 0 and j == 0 else 1))
+            cin = cout
+    model = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(64, 10))
+    model = model.to(memory_format=torch.channels_last)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+
+    def augment(x):
+        flip = torch.rand(x.shape[0]) < 0.5
+        x = torch.where(flip[:, None, None, None], x.flip(3), x)
+        padded = F.pad(x, (4, 4, 4, 4))
+        offsets = torch.randint(0, 9, (x.shape[0], 2))
+        return torch.stack([p[:, i:i + 32, j:j + 32] for p, (i, j) in zip(padded, offsets.tolist())])
+
+    start = time.perf_counter()
+    for epoch in range(epochs):
+        model.train()
+        order, seen, loss_sum = torch.randperm(len(x_train)), 0, 0.0
+        for k in range(0, len(order), BATCH):
+            idx = order[k:k + BATCH]
+            x = augment(x_train[idx]).contiguous(memory_format=torch.channels_last)
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = F.cross_entropy(model(x), y_train[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            seen, loss_sum = seen + len(idx), loss_sum + float(loss.detach()) * len(idx)
+        print(f"epoch {epoch + 1}/{epochs} - loss {loss_sum / seen:.4f}", flush=True)
+    fit_s = time.perf_counter() - start
+    model.eval()
+    correct = 0
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        for k in range(0, len(x_test), BATCH):
+            x = x_test[k:k + BATCH].contiguous(memory_format=torch.channels_last)
+            correct += int((model(x).argmax(1) == y_test[k:k + BATCH]).sum())
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"fit_s": fit_s, "params": params, "test_accuracy": correct / len(x_test),
+                      "torch": torch.__version__}))
 
 
 def _children_cpu():
@@ -116,63 +193,86 @@ def timed(cmd, env):
     return wall, cpu, proc.stdout
 
 
+SIDES = ("zoo", "baseline", "torch")
+LABELS = {"zoo": "zoo train resnet20", "baseline": "plain Keras float32", "torch": "PyTorch (channels_last, bf16 autocast)"}
+
+
+def _run_side(side, data, out, epochs, env):
+    """`(wall s, CPU s, test accuracy, details)` of one whole process of `side`."""
+    if side == "zoo":
+        zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
+        wall, cpu_s, _ = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(epochs),
+                                "--batch-size", str(BATCH), "--augment", "flip,pad_crop", "--set", "val_split=0.0",
+                                "--out", out], env)
+        with open(os.path.join(out, "metrics.json")) as f:
+            accuracy = json.load(f)["test"]["accuracy"]
+        with open(os.path.join(out, "config.json")) as f:
+            return wall, cpu_s, accuracy, {"precision": json.load(f)["precision"]}
+    wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", side, "--data", data,
+                                 "--epochs", str(epochs)], env)
+    details = json.loads(stdout.strip().splitlines()[-1])
+    return wall, cpu_s, details["test_accuracy"], details
+
+
+def _markdown(result, epochs) -> str:
+    med = {side: statistics.median(result[f"{side}_s"]) for side in result["sides"]}
+    cpu = {side: statistics.median(result[f"{side}_cpu_s"]) for side in result["sides"]}
+    lines = ["| side | median wall s (whole process) | CPU-s | images/s | test acc per round |",
+             "|---|---:|---:|---:|---:|"]
+    for side in result["sides"]:
+        label = LABELS[side] + (f" ({result['zoo_precision']})" if side == "zoo" else "")
+        accs = " / ".join(f"{a:.3f}" for a in result[f"{side}_test_accuracy"])
+        lines.append(f"| {label} | {med[side]:.1f} | {cpu[side]:.0f} | {N_TRAIN * epochs / med[side]:.0f} | {accs} |")
+    ratios = [f"zoo vs {LABELS[side]}: **{med[side] / med['zoo']:.2f}x** wall, {cpu[side] / cpu['zoo']:.2f}x CPU-s"
+              for side in result["sides"] if side != "zoo" and "zoo" in med]
+    return "\n".join(lines) + "\n\n" + f"{epochs} epochs; " + "; ".join(ratios)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=2)
-    parser.add_argument("--side", choices=("both", "baseline"), default="both")
+    parser.add_argument("--epochs", type=int, default=EPOCHS)
+    parser.add_argument("--sides", default=",".join(SIDES), help="comma-separated: zoo, baseline, torch")
+    parser.add_argument("--side", choices=("all", "baseline", "torch"), default="all",
+                        help="run one script in this process (what each baseline / torch process executes)")
     parser.add_argument("--data")
     parser.add_argument("--markdown", action="store_true")
     args = parser.parse_args(argv)
     if args.side == "baseline":
-        return baseline(args.data)
+        return baseline(args.data, args.epochs)
+    if args.side == "torch":
+        return torch_side(args.data, args.epochs)
 
+    sides = [side for side in args.sides.split(",") if side]
+    if "torch" in sides and importlib.util.find_spec("torch") is None:
+        print("PyTorch side skipped: torch is not installed (pip install .[bench-torch])", flush=True)
+        sides.remove("torch")
     tmp = tempfile.mkdtemp(prefix="zoo-bench-")
     data = os.path.join(tmp, "cifar_shaped.npz")
     write_data(data)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
-    zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
-    times = {"zoo": [], "baseline": []}
-    cpu = {"zoo": [], "baseline": []}
-    details = {"zoo_test_accuracy": [], "baseline_test_accuracy": []}
+    result = {"images": N_TRAIN * args.epochs, "epochs": args.epochs, "rounds": args.rounds, "sides": sides}
+    for side in sides:
+        result.update({f"{side}_s": [], f"{side}_cpu_s": [], f"{side}_test_accuracy": []})
     for r in range(args.rounds):
-        out = os.path.join(tmp, f"run{r}")
-        wall, cpu_s, stdout = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(EPOCHS),
-                              "--batch-size", str(BATCH), "--augment", "flip,pad_crop", "--set", "val_split=0.0",
-                              "--out", out], env)
-        times["zoo"].append(wall)
-        cpu["zoo"].append(cpu_s)
-        with open(os.path.join(out, "metrics.json")) as f:
-            details["zoo_test_accuracy"].append(json.load(f)["test"]["accuracy"])
-        with open(os.path.join(out, "config.json")) as f:
-            details["zoo_precision"] = json.load(f)["precision"]
-        wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", "baseline", "--data", data], env)
-        times["baseline"].append(wall)
-        cpu["baseline"].append(cpu_s)
-        details["baseline"] = json.loads(stdout.strip().splitlines()[-1])
-        details["baseline_test_accuracy"].append(details["baseline"]["test_accuracy"])
-        print(f"round {r + 1}: zoo {times['zoo'][-1]:.1f}s ({cpu['zoo'][-1]:.0f} CPU-s, test accuracy "
-              f"{details['zoo_test_accuracy'][-1]:.3f}), baseline {times['baseline'][-1]:.1f}s "
-              f"({cpu['baseline'][-1]:.0f} CPU-s, test accuracy {details['baseline_test_accuracy'][-1]:.3f})",
-              flush=True)
-    zoo_s, base_s = statistics.median(times["zoo"]), statistics.median(times["baseline"])
-    images = N_TRAIN * EPOCHS
-    result = {
-        "images": images, "rounds": args.rounds, "zoo_s": times["zoo"], "baseline_s": times["baseline"],
-        "zoo_cpu_s": cpu["zoo"], "baseline_cpu_s": cpu["baseline"],
-        "cpu_ratio": statistics.median(cpu["baseline"]) / statistics.median(cpu["zoo"]),
-        "zoo_images_per_s": images / zoo_s, "baseline_images_per_s": images / base_s, "speedup": base_s / zoo_s,
-        **details,
-    }
+        line = []
+        for side in sides:
+            wall, cpu_s, accuracy, details = _run_side(side, data, os.path.join(tmp, f"run{r}"), args.epochs, env)
+            result[f"{side}_s"].append(wall)
+            result[f"{side}_cpu_s"].append(cpu_s)
+            result[f"{side}_test_accuracy"].append(accuracy)
+            if side == "zoo":
+                result["zoo_precision"] = details["precision"]
+            line.append(f"{side} {wall:.1f}s ({cpu_s:.0f} CPU-s, test accuracy {accuracy:.3f})")
+        print(f"round {r + 1}: " + ", ".join(line), flush=True)
+    for side in sides:
+        if side != "zoo" and "zoo" in sides:
+            result[f"speedup_vs_{side}"] = statistics.median(result[f"{side}_s"]) / statistics.median(result["zoo_s"])
+            result[f"cpu_ratio_vs_{side}"] = (statistics.median(result[f"{side}_cpu_s"])
+                                              / statistics.median(result["zoo_cpu_s"]))
     print(json.dumps(result, indent=2))
     if args.markdown:
-        accs = {side: " / ".join(f"{a:.3f}" for a in details[f"{side}_test_accuracy"]) for side in times}
-        print(f"| side | median wall s (whole process) | images/s | test acc per round |\n|---|---:|---:|---:|\n"
-              f"| zoo train resnet20 ({details['zoo_precision']}) | {zoo_s:.1f} | {images / zoo_s:.0f} | "
-              f"{accs['zoo']} |\n"
-              f"| plain Keras float32 | {base_s:.1f} | {images / base_s:.0f} | {accs['baseline']} |\n\n"
-              f"speed-up: **{base_s / zoo_s:.2f}x** wall "
-              f"(CPU-seconds: zoo {statistics.median(cpu['zoo']):.0f}, baseline "
-              f"{statistics.median(cpu['baseline']):.0f}, ratio {result['cpu_ratio']:.2f}x)")
+        print(_markdown(result, args.epochs))
     return 0
 
 
