@@ -83,6 +83,7 @@ def _source(kind, name, parts: dict, task, cache_key):
         x, y = parts[splits_lib.canonical(split)]
         return tf.data.Dataset.from_tensor_slices({"image": x, target: y.astype(np.int32)})
 
+    read.labels = lambda split: parts[splits_lib.canonical(split)][1]  # in read order
     return Source(
         kind=kind,
         name=name,

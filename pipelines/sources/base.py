@@ -30,6 +30,8 @@ class Source:
         splits: `{"train": n, "val": n, "test": n}` (canonical names only).
         read: `(split) -> tf.data.Dataset` of example dicts; `split` is a canonical
             name, or a reader-specific expression (TFDS slicing) where supported.
+            Folder, .npz and array readers attach `read.labels(split)`: the split's labels in read
+            order, without decoding an image (image-file readers also `read.paths(split)`).
         image_shape: Native `(H, W, C)` when every image has it, else `(None, None, C)`.
         scale: Factor that maps raw values to [0, 1] (1/255 for 8-bit images).
         max_boxes: Most boxes in one image (detection), if known.

@@ -98,6 +98,7 @@ def open_folder(root, *, val_split=0.1, strict=False, channels=None, task=None, 
                       num_parallel_calls=tf.data.AUTOTUNE)
 
     read.paths = lambda split: [str(p) for p in parts[splits_lib.canonical(split)][0]]  # in read order
+    read.labels = lambda split: parts[splits_lib.canonical(split)][1]  # in read order, no image decoded
 
     return Source(
         kind="folder",
