@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from zoo.cli import analyze, export, finetune, info, predict, preview, train, tune
-from zoo.cli.errors import CLIError
+from zoo.cli.errors import CLIError, describe
 
 # One line per verb module: a new verb is a module plus its entry here.
 VERBS = (info, train, export, predict, finetune, preview, analyze, tune)
@@ -28,14 +28,13 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except CLIError as exc:
-        print(f"zoo: error: {exc}", file=sys.stderr)
-        return 2
-    except (ValueError, FileNotFoundError, KeyError) as exc:
-        msg = exc.args[0] if exc.args else str(exc)
-        print(f"zoo: error: {msg}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("zoo: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        line = describe(exc)  # None: unexpected, a bug - its traceback is shown
+        if line is None:
+            raise
+        print(f"zoo: error: {line}", file=sys.stderr)
+        return 2
 

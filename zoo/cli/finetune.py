@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from zoo.cli.errors import one_line_errors, run_guarded
-from zoo.training import policy
+from zoo.training import policy, rundir
 from zoo.transfer import PREPROCESS_MODES
 from zoo.transfer import finetune as finetune_lib
 
@@ -37,8 +37,12 @@ def _cmd_finetune(args):
         options["weights"] = None
     if "lr_decay" in options and options["lr_decay"] in (0, 1):
         options["lr_decay"] = None
-    return run_guarded(lambda: finetune_lib.finetune(args.backbone, args.data, out=args.out, resume=args.resume,
-                                         **({} if args.resume else options)) and 0)
+    try:
+        return run_guarded(lambda: finetune_lib.finetune(args.backbone, args.data, out=args.out, resume=args.resume,
+                                                         **({} if args.resume else options)) and 0)
+    except rundir.RunComplete as exc:  # nothing to do is not an error
+        print(f"zoo: {exc}")
+        return 0
 
 
 def add_parser(subparsers) -> None:
@@ -86,4 +90,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--precision", choices=tuple(x for x in policy.PRECISIONS if x != "auto"))
     p.add_argument("--xla", choices=policy.XLA_CHOICES)
     p.add_argument("--strict", action="store_true", default=None, help="refuse corrupt data instead of skipping it")
+    p.add_argument("--follow-symlinks", dest="follow_symlinks", action="store_true", default=None,
+                   help="read dataset files behind symlinks that lead outside the dataset folder (refused otherwise)")
     p.set_defaults(func=_cmd_finetune)

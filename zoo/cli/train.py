@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import os
-import sys
+import re
 
 from zoo.cli.errors import one_line_errors, run_guarded
 from zoo.recipes import OPTIMIZERS
@@ -22,21 +21,32 @@ DEMO_SETTINGS = {"epochs": 10, "batch_size": 64, "optimizer": "adam", "lr": 2e-3
 DEMO_KWARGS = {"input_shape": (32, 32, 3)}
 
 
-def _parse_value(text):
+LITERAL_START = re.compile(r"[\[{(\"']|[+-]?\.?\d")  # a number, container or quoted string was meant
+WORDS = {"none": None, "null": None, "true": True, "false": False}
+
+
+def _parse_value(text, key="value", flag="--set"):
+    """A Python literal; a bare word (`adam`, `flip,crop`) stays a string, a broken literal is refused."""
     try:
         return ast.literal_eval(text)
-    except (ValueError, SyntaxError):
-        return {"none": None, "null": None, "true": True, "false": False}.get(text.lower(), text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if text.lower() in WORDS:
+        return WORDS[text.lower()]
+    if LITERAL_START.match(text.strip()):
+        raise ValueError(f"{flag} {key}={text!r} is not a valid Python literal (a number, 'string', [list] or "
+                         f"{{dict}}); quote a string as {key}='...'.")
+    return text
 
 
-def parse_sets(items) -> dict:
+def parse_sets(items, flag="--set") -> dict:
     """`["lr=0.1", "augment=flip,crop"]` -> `{"lr": 0.1, "augment": ("flip", "crop")}`."""
     out = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--set takes key=value. Received: {item!r}")
-        parsed = _parse_value(value)
+            raise ValueError(f"{flag} takes key=value. Received: {item!r}")
+        parsed = _parse_value(value, key.strip(), flag)
         if key == "augment" and isinstance(parsed, str):
             parsed = tuple(a for a in parsed.split(",") if a)
         out[key.strip()] = parsed
@@ -61,8 +71,10 @@ def _cmd_train(args):
     from zoo.training import loop
 
     overrides = _overrides(args)
-    model_kwargs = parse_sets(args.model_arg)
+    model_kwargs = parse_sets(args.model_arg, "--model-arg")
     data, seed = args.data, args.seed
+    from zoo.training import rundir
+
     if args.from_tune:  # the best trial's settings and parameters; options given here win
         from zoo import search
 
@@ -70,17 +82,23 @@ def _cmd_train(args):
         overrides, model_kwargs = {**tuned["overrides"], **overrides}, {**tuned["model_kwargs"], **model_kwargs}
         data = data or tuned["data"]
         seed = tuned["seed"] if seed is None else seed
-    return run_guarded(lambda: loop.train(
-        args.model, data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
-        seed=seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy, **overrides,
-    ) and 0)
+    try:
+        return run_guarded(lambda: loop.train(
+            args.model, data, out=args.out, resume=args.resume, precision=args.precision, xla=args.xla,
+            seed=seed, strict=args.strict, model_kwargs=model_kwargs or None, strategy=args.strategy,
+            follow_symlinks=args.follow_symlinks, **overrides,
+        ) and 0)
+    except rundir.RunComplete as exc:  # nothing to do is not an error
+        print(f"zoo: {exc}")
+        return 0
 
 
 def _cmd_evaluate(args):
     from zoo.training import loop
 
     def run():
-        metrics = loop.evaluate(args.run, args.data, split=args.split, batch_size=args.batch_size)
+        metrics = loop.evaluate(args.run, args.data, split=args.split, batch_size=args.batch_size,
+                                follow_symlinks=args.follow_symlinks)
         if args.json:
             print(json.dumps(metrics))
         else:
@@ -127,6 +145,11 @@ def _cmd_demo(args):
     return run_guarded(run)
 
 
+def add_follow_symlinks(p):
+    p.add_argument("--follow-symlinks", dest="follow_symlinks", action="store_true",
+                   help="read dataset files behind symlinks that lead outside the dataset folder (refused otherwise)")
+
+
 def _add_train_options(p):
     p.add_argument("--epochs", type=int, help="passes over the training split (recipe default)")
     p.add_argument("--batch-size", dest="batch_size", type=int, help="global batch size")
@@ -150,6 +173,7 @@ def _add_train_options(p):
     p.add_argument("--out", help="run directory (default runs/MODEL-TIMESTAMP)")
     p.add_argument("--resume", action="store_true", help="continue the interrupted run in --out")
     p.add_argument("--strict", action="store_true", help="refuse corrupt data instead of skipping it")
+    add_follow_symlinks(p)
     p.add_argument("--strategy", choices=("auto", "default", "onedevice", "mirrored", "multiworker"), default="auto",
                    help="tf.distribute strategy: auto = multi-worker under a TF_CONFIG cluster, mirrored with "
                         "several GPUs, else one device")
@@ -176,6 +200,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--split", default="test", choices=("train", "train_dev", "val", "test"))
     p.add_argument("--batch-size", dest="batch_size", type=int)
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    add_follow_symlinks(p)
     p.set_defaults(func=_cmd_evaluate)
 
     p = one_line_errors(subparsers.add_parser(

@@ -31,16 +31,17 @@ class RunData:
                             **self.build_kw)
 
 
-def _describe(source, task, recipe, strict, image_size, channels):
+def _describe(source, task, recipe, strict, image_size, channels, follow_symlinks=False):
     from pipelines import core
 
-    opened = core.open_data(source, task=task.name, val_split=recipe.val_split, strict=strict, channels=channels)
+    opened = core.open_data(source, task=task.name, val_split=recipe.val_split, strict=strict, channels=channels,
+                            follow_symlinks=follow_symlinks)
     spec = core.inspect(opened, task=task.name, image_size=image_size, channels=channels,
                         normalization=recipe.normalization, train_dev=recipe.train_dev)
     return opened, spec
 
 
-def open_data(source, task, input_shape, recipe, *, strict=False) -> RunData:
+def open_data(source, task, input_shape, recipe, *, strict=False, follow_symlinks=False) -> RunData:
     """Opens and describes `source` once, as the pipeline must deliver it to a model input of `input_shape`.
 
     Images are resized to an `(H, W, C)` input's size and converted to its channels (1 or 3). A task with an
@@ -53,17 +54,18 @@ def open_data(source, task, input_shape, recipe, *, strict=False) -> RunData:
         input_shape: The model's input shape without the batch axis, or None.
         recipe: Gives `val_split`, `normalization` and `train_dev`.
         strict: Refuse corrupt data instead of skipping it.
+        follow_symlinks: Read files behind symlinks that leave the dataset folder.
     """
     shape = tuple(input_shape) if input_shape is not None else ()
     image_size = channels = None
     if len(shape) == 3:
         image_size = tuple(int(d) for d in shape[:2]) if None not in shape[:2] else None
         channels = int(shape[2]) if shape[2] in (1, 3) else None
-    opened, spec = _describe(source, task, recipe, strict, image_size, channels)
+    opened, spec = _describe(source, task, recipe, strict, image_size, channels, follow_symlinks)
     if (task.input_shape is not None and len(shape) == 2 and None not in shape
             and tuple(task.input_shape(spec.image_shape)) != shape):
         image_size, channels = tuple(int(d) for d in shape), 1
-        opened, spec = _describe(source, task, recipe, strict, image_size, channels)
+        opened, spec = _describe(source, task, recipe, strict, image_size, channels, follow_symlinks)
     build_kw = {"strict": strict}
     if recipe.train_dev:
         build_kw["train_dev"] = recipe.train_dev

@@ -63,6 +63,8 @@ def _check_recipe(recipe: Recipe) -> None:
         raise ValueError(f"`val_split` must be in [0, 1). Received: val_split={recipe.val_split!r}")
     if not (isinstance(recipe.train_dev, (int, float)) and 0.0 <= recipe.train_dev < 0.5):
         raise ValueError(f"`train_dev` must be in [0, 0.5). Received: train_dev={recipe.train_dev!r}")
+    if not isinstance(recipe.extra, dict):
+        raise ValueError(f"`extra` must be a dict, e.g. --set extra={{'pad_pixels': 4}}. Received: extra={recipe.extra!r}")
     cb.schedules.check_name(recipe.lr_schedule)
     names, _ = aug.split_names(recipe.augment)
     if names:
@@ -175,6 +177,32 @@ def _resolve(model, data, *, out, resume, precision, xla, seed, model_kwargs, ov
                  source=data, seed=int(seed) if seed is not None else 0,
                  dtype_policy=policy.resolve_precision(precision) if spec is not None else given.dtype_policy.name,
                  jit=policy.resolve_xla(xla))
+
+
+# The data description fields a resumed run must share with config.json (the source path may move).
+RESUME_DATA_FIELDS = ("task", "num_classes", "class_names", "image_shape", "splits", "normalization", "max_boxes",
+                      "split_seed")
+
+
+def _check_resumed_data(out, spec) -> None:
+    """Refuses to resume the run in `out` on data described differently from its config.json."""
+    import json
+
+    recorded = rundir.RunDir(out, finished=False).data
+    now = json.loads(json.dumps(rundir.finite(spec.to_dict())))
+    for field in RESUME_DATA_FIELDS:
+        if field in recorded and recorded[field] != now.get(field):
+            raise ValueError(f"Cannot resume {os.fspath(out)!r} on {spec.source!r}: its data differs in `{field}` "
+                             f"(config.json: {recorded[field]!r}, now: {now.get(field)!r}); resume on the run's "
+                             "own data or train into a new --out.")
+
+
+def check_class_names(run, spec) -> None:
+    """Refuses to score a run on data whose class names differ from the ones it trained on."""
+    trained = (run.data or {}).get("class_names")
+    if trained and list(trained) != list(spec.class_names):
+        raise ValueError(f"{spec.source!r} has classes {list(spec.class_names)!r} but {run.path!r} was trained "
+                         f"on {list(trained)!r}; evaluate on data with the same class names.")
 
 
 def _epochs(plan: _Plan, run_data) -> tuple:
@@ -374,6 +402,7 @@ def _finish(net, dataset, plan: _Plan, run_data, run_dir, watch: _Watch) -> tupl
     if plan.task.report is not None:
         plots += list(plan.task.report(net, last, run_data.spec, rundir.RunDir(run_dir)) or [])
     diagnosis = _diagnose(results, plan.recipe, run_dir)
+    rundir.mark_complete(run_dir)  # before the backup goes: a crash in between never retrains a finished run
     shutil.rmtree(watch.backup.backup_dir, ignore_errors=True)
     stopping = watch.early.summary() if watch.early is not None else None
     _print_summary(results, stopping)
@@ -393,6 +422,7 @@ def train(
     model_kwargs: dict | None = None,
     strategy: str = "auto",
     verbose="auto",
+    follow_symlinks: bool = False,
     **overrides,
 ) -> Run:
     """Trains a zoo model on a pipeline source and writes a run directory.
@@ -418,6 +448,7 @@ def train(
             several GPUs -> mirrored, else default), "default", "onedevice", "mirrored" or
             "multiworker". Batch sizes are global. Defaults to `"auto"`.
         verbose: "auto" (progress bar on a terminal, one line per epoch otherwise), 0, 1 or 2.
+        follow_symlinks: Read dataset files behind symlinks that leave the dataset folder.
         **overrides: Recipe fields.
 
     Returns:
@@ -425,6 +456,7 @@ def train(
 
     Raises:
         ValueError: Bad model, source, option or run directory (one line each).
+        rundir.RunComplete: `resume` on a run that already finished (nothing is touched).
         callbacks.TrainingDiverged: The loss became NaN/Inf; the last good backup is kept.
     """
     from zoo import distribute
@@ -435,7 +467,10 @@ def train(
     plan = _resolve(model, data, out=out, resume=resume, precision=precision, xla=xla, seed=seed,
                     model_kwargs=model_kwargs, overrides=overrides)
     requested = plan.model_kwargs.get("input_shape") if plan.spec is not None else plan.model.input_shape[1:]
-    run_data = data_lib.open_data(plan.source, plan.task, requested, plan.recipe, strict=strict)
+    run_data = data_lib.open_data(plan.source, plan.task, requested, plan.recipe, strict=strict,
+                                  follow_symlinks=follow_symlinks)
+    if resume:
+        _check_resumed_data(out, run_data.spec)
     steps_per_epoch, epochs = _epochs(plan, run_data)
     run_dir = _run_dir(out, plan.name, resume, chief)
     n_train = run_data.spec.splits["train"]
@@ -471,7 +506,7 @@ def load_run(run_dir):
     return run.load_model(), run.config
 
 
-def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
+def evaluate(run_or_model, data=None, *, split="test", batch_size=None, follow_symlinks=False):
     """Metrics of a run (or a `.keras` file / `keras.Model`) on one split of a source.
 
     Args:
@@ -479,6 +514,7 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
         data: A `pipelines.build` source. Defaults to the run's own.
         split: "train", "train_dev", "val" or "test". Defaults to `"test"`.
         batch_size: Defaults to the run's recipe.
+        follow_symlinks: Read dataset files behind symlinks that leave the dataset folder.
 
     Returns:
         A dict of metrics (loss, accuracy, precision, recall, f1... per task).
@@ -488,7 +524,7 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     from zoo.tasks import base as tasks_lib
     from zoo.tasks import classification as _builtin  # noqa: F401
 
-    config = {}
+    config, run = {}, None
     if isinstance(run_or_model, keras.Model):
         model = run_or_model
     elif os.path.isdir(os.fspath(run_or_model)):
@@ -505,7 +541,9 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None):
     if batch_size is not None:
         recipe = recipe.override(batch_size=int(batch_size))
     task = tasks_lib.get_task(config.get("task", "classification"))
-    run_data = data_lib.open_data(data, task, model.input_shape[1:], recipe)
+    run_data = data_lib.open_data(data, task, model.input_shape[1:], recipe, follow_symlinks=follow_symlinks)
+    if run is not None:
+        check_class_names(run, run_data.spec)
     if split not in ("train", "train_dev", "val", "test") or not run_data.spec.splits.get(split):
         have = ", ".join(s for s, n in run_data.spec.splits.items() if n)
         raise ValueError(f"Source {data!r} has no {split!r} split; it has: {have}.")

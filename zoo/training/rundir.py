@@ -5,10 +5,27 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import math
 import os
+import zipfile
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.csv", "metrics.json", "model.keras"
-BACKUP, LOGS = "backup", "logs"
+BACKUP, LOGS, COMPLETE = "backup", "logs", "complete"
+
+
+class RunComplete(ValueError):
+    """`--resume` on a run that already finished: nothing to do (the CLI says so and exits 0)."""
+
+
+def is_complete(path) -> bool:
+    """A run is complete once its `complete` marker (or, for older runs, metrics.json) is written."""
+    path = os.fspath(path)
+    return os.path.isfile(os.path.join(path, COMPLETE)) or os.path.isfile(os.path.join(path, METRICS))
+
+
+def mark_complete(path) -> None:
+    """Writes the `complete` marker atomically: the run's files are final; cleanup may follow."""
+    write_json(os.path.join(os.fspath(path), COMPLETE), {"complete": True})
 
 
 def default_dir(model_name: str, root="runs") -> str:
@@ -21,14 +38,17 @@ def prepare(out, *, resume: bool) -> str:
 
     Raises:
         ValueError: without `resume`, when `out` exists and is not empty; with
-            `resume`, when it holds no run or the run already finished.
+            `resume`, when it holds no run.
+        RunComplete: with `resume`, when the run already finished (even if a crash left its
+            backup folder behind): a finished model is never retrained over.
     """
     out = os.fspath(out)
     if resume:
         if not os.path.isfile(os.path.join(out, CONFIG)):
             raise ValueError(f"Nothing to resume in {out!r}: it has no {CONFIG}. Start a run there without --resume.")
-        if os.path.isfile(os.path.join(out, METRICS)) and not os.path.isdir(os.path.join(out, BACKUP)):
-            raise ValueError(f"The run in {out!r} already finished; train into a new --out directory.")
+        if is_complete(out):
+            raise RunComplete(f"The run in {out!r} is complete; nothing to resume (train into a new --out "
+                              "directory to train again).")
         return out
     if os.path.exists(out) and (not os.path.isdir(out) or os.listdir(out)):
         raise ValueError(
@@ -40,11 +60,28 @@ def prepare(out, *, resume: bool) -> str:
 
 
 def write_json(path, obj) -> None:
+    """Writes `obj` as JSON atomically; NaN and infinities become `null` (never invalid JSON)."""
     tmp = f"{path}.tmp"
     with open(tmp, "w") as f:
-        json.dump(obj, f, indent=2, default=_jsonable)
+        json.dump(finite(obj), f, indent=2, allow_nan=False)
         f.write("\n")
     os.replace(tmp, path)
+
+
+def finite(obj):
+    """`obj` made JSON-able (arrays, tuples, sets, numpy scalars) with every NaN / infinity as None."""
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: finite(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):
+        return finite(obj.tolist())
+    return str(obj)
 
 
 def read_json(path) -> dict:
@@ -53,14 +90,6 @@ def read_json(path) -> dict:
             return json.load(f)
     except json.JSONDecodeError as exc:
         raise ValueError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from None
-
-
-def _jsonable(value):
-    if hasattr(value, "tolist"):
-        return value.tolist()
-    if isinstance(value, (set, tuple)):
-        return list(value)
-    return str(value)
 
 
 def load_keras(path):
@@ -78,6 +107,9 @@ def load_keras(path):
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise ValueError(f"Model file {path!r} does not exist.")
+    if path.endswith(".keras") and not zipfile.is_zipfile(path):
+        raise ValueError(f"Model file {path!r} is corrupt or truncated: a .keras file is a zip archive, this is not "
+                         f"({os.path.getsize(path)} bytes).")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as exc:  # noqa: BLE001  (Keras raises many types for a bad file)

@@ -38,7 +38,7 @@ DEFAULTS = {
     "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": "auto", "unfreeze": "all",
     "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
     "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
-    "strict": False,
+    "strict": False, "follow_symlinks": False,
 }
 MIN_EPOCHS, MAX_EPOCHS = 3, 100  # a phase's step budget, converted to epochs, is kept within these
 
@@ -67,6 +67,12 @@ def _check(settings):
     size = settings["image_size"]
     if size is not None and not _is_int(size, 1):
         raise ValueError(f"`image_size` must be a positive integer. Received: image_size={size!r}")
+    decay = settings["lr_decay"]  # checked here, not after phase 1 has trained
+    if decay is not None and (isinstance(decay, bool) or not isinstance(decay, (int, float)) or not 0 < decay <= 1):
+        raise ValueError(f"`lr_decay` must be in (0, 1] or None (one rate). Received: lr_decay={decay!r}")
+    groups = settings["lr_groups"]
+    if groups != "blocks" and not (str(groups).isdigit() and int(groups) >= 1):
+        raise ValueError(f"`lr_groups` must be 'blocks' or a positive integer. Received: lr_groups={groups!r}")
 
 
 def phase_epochs(steps, train_examples, batch_size, epochs=None):
@@ -166,7 +172,7 @@ def unfreeze_top(model, backbone_layers, spec, *, train_bn=False):
 
 
 def _phase_done(path):
-    return os.path.isfile(os.path.join(path, rundir.METRICS)) and not os.path.isdir(os.path.join(path, rundir.BACKUP))
+    return rundir.is_complete(path)
 
 
 def _read_history(path):
@@ -205,7 +211,7 @@ def _assemble(run_dir, config):
     last = next(os.path.join(run_dir, p) for p in reversed(PHASES) if _phase_done(os.path.join(run_dir, p)))
     for name in os.listdir(last):  # model.keras, metrics.json, confusion matrix, diagnosis...
         src = os.path.join(last, name)
-        if os.path.isfile(src) and name not in (rundir.CONFIG, rundir.HISTORY, "curves.png"):
+        if os.path.isfile(src) and name not in (rundir.CONFIG, rundir.HISTORY, rundir.COMPLETE, "curves.png"):
             shutil.copy2(src, os.path.join(run_dir, name + ".tmp"))
             os.replace(os.path.join(run_dir, name + ".tmp"), os.path.join(run_dir, name))
     final = rundir.read_json(os.path.join(last, rundir.CONFIG))
@@ -219,6 +225,7 @@ def _assemble(run_dir, config):
     config = {**final, "finetune": {**config["finetune"], "phases": phases, "finetune_began_after_epoch": boundary}}
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
     plot_phases(rows, os.path.join(run_dir, "curves.png"), boundary)
+    rundir.mark_complete(run_dir)
     return config, rows
 
 
@@ -236,7 +243,8 @@ def _settings(backbone, data, out, resume, options):
             raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
         if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"] != 0)]) \
                 and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
-            raise ValueError(f"The run in {run_dir!r} already finished; fine-tune into a new --out directory.")
+            raise rundir.RunComplete(f"The run in {run_dir!r} is complete; nothing to resume (fine-tune into a "
+                                     "new --out directory to train again).")
         settings = {**DEFAULTS, **{k: saved[k] for k in DEFAULTS if k in saved}}
         return settings, saved["backbone"], saved["source"] if data is None else data, run_dir
     if data is None:
@@ -256,7 +264,8 @@ def find_lr(model, data, settings, label):
 
     ds = pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
                          augment=settings["augment"], seed=settings["seed"], normalization="scale",
-                         val_split=settings["val_split"], strict=settings["strict"])
+                         val_split=settings["val_split"], strict=settings["strict"],
+                         follow_symlinks=settings["follow_symlinks"])
     keras.utils.set_random_seed(settings["seed"])
     rule = "minimum" if label == "head" else "edge"
     found = lr_find(model, ds, loss=keras.losses.SparseCategoricalCrossentropy(), optimizer=settings["optimizer"],
@@ -276,7 +285,7 @@ class _Phases:
         self.common = {"optimizer": settings["optimizer"], "batch_size": settings["batch_size"],
                        "augment": settings["augment"], "val_split": settings["val_split"], "normalization": "scale"}
         self.train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"],
-                         "verbose": verbose}
+                         "follow_symlinks": settings["follow_symlinks"], "verbose": verbose}
 
     def plan(self, index, net):
         """Epochs, rate and patience of phase `index` (0: head, 1: finetune), recorded in config.json."""
@@ -356,7 +365,8 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
 
     settings, backbone, data, run_dir = _settings(backbone, data, out, resume, options)
     data_spec = pipelines.inspect(data, task="classification", normalization="scale",
-                                  val_split=settings["val_split"], strict=settings["strict"])
+                                  val_split=settings["val_split"], strict=settings["strict"],
+                                  follow_symlinks=settings["follow_symlinks"])
     if data_spec.task != "classification":
         raise ValueError(f"zoo finetune trains classifiers; source {data!r} is a {data_spec.task} source.")
     model, src = build_model(backbone, data_spec, settings)
