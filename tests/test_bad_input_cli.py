@@ -5,6 +5,7 @@ traceback; a finished run is never trained over; no metrics file holds NaN. One 
 (softmax regression, 8x8 images, 1 epoch) and its export serve most cases.
 """
 
+import fcntl
 import json
 import os
 import re
@@ -20,8 +21,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import zoo.export as zoo_export
 from zoo.cli import main
 from zoo.cli.train import parse_sets
+from zoo.export import savedmodel
 from zoo.training import rundir
 
 TRAIN = ["--epochs", "1", "--batch-size", "4", "--precision", "float32", "--xla", "off"]
@@ -315,3 +318,50 @@ def test_predict_on_a_run_directory_leaves_no_export_behind(run, tmp_path, monke
     assert main(["predict", str(run[0]), str(run[1] / "a" / "0.png")]) == 0
     assert "0.png" in capsys.readouterr().out
     assert os.listdir(scratch) == []
+
+
+def test_exported_version_folder_has_the_umask_permissions(exported):
+    mask = os.umask(0o022)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(exported / "1").st_mode) == 0o777 & ~mask
+    assert not [name for name in os.listdir(exported) if name.startswith(".")]  # no staging folder, no lock
+    assert not (exported / "1" / savedmodel.LOCK).exists()
+
+
+def _stage(base, name, age=0.0):
+    os.makedirs(base / name / "variables")
+    then = time.time() - age
+    os.utime(base / name, (then, then))
+    return base / name
+
+
+def test_stale_staging_folders_of_killed_exports_are_removed(run, tmp_path):
+    base = tmp_path / "base"
+    stale = _stage(base, ".tmp-1-killed", age=2 * savedmodel.STALE_SECONDS)
+    fresh = _stage(base, ".tmp-1-running", age=60)
+    locked = _stage(base, ".tmp-1-slow", age=2 * savedmodel.STALE_SECONDS)
+    with open(locked / savedmodel.LOCK, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        os.utime(locked, (time.time() - 2 * savedmodel.STALE_SECONDS,) * 2)
+        version = zoo_export.export(str(run[0]), str(base), verbose=False)
+    assert version == str(base / "1") and os.path.isfile(base / "1" / "saved_model.pb")
+    assert not stale.exists() and fresh.exists() and locked.exists()
+
+
+def test_an_export_that_loses_its_version_takes_the_next_one(tmp_path):
+    """Two exports pick version 1 at once; the one that finishes second takes 2 (or, asked for 1, fails)."""
+    base = str(tmp_path / "base")
+    first = savedmodel.pick_version(base, None)
+    second = savedmodel.pick_version(base, None)
+    assert first == second == 1
+    with savedmodel.staged_version(base, second, next_free=True) as late:
+        with savedmodel.staged_version(base, first, next_free=True) as early:
+            (tmp_path / "base").joinpath(early, "saved_model.pb").write_bytes(b"early")
+        (tmp_path / "base").joinpath(late, "saved_model.pb").write_bytes(b"late")
+    assert (early.final, late.final) == (os.path.join(base, "1"), os.path.join(base, "2"))
+    assert (tmp_path / "base" / "2" / "saved_model.pb").read_bytes() == b"late"
+    with pytest.raises(ValueError, match="Version 2 appeared"):
+        with savedmodel.staged_version(base, 2) as asked:
+            (tmp_path / "base").joinpath(asked, "x").write_bytes(b"x")
+    assert sorted(os.listdir(base)) == ["1", "2"] and (tmp_path / "base" / "1" / "saved_model.pb").read_bytes() \
+        == b"early"

@@ -109,19 +109,19 @@ def export(
     model, spec, metrics, run = spec_lib.resolve(model_or_run, preprocessing, class_names, task, image_shape,
                                                     metrics)
     base_dir = os.fspath(base_dir)
-    version = savedmodel.pick_version(base_dir, version)
+    requested, version = version, savedmodel.pick_version(base_dir, version)
     float_model = graph.float32_model(model)
     warmup = savedmodel.warmup_inputs(spec, warmup_images)
     if FORMATS[format] is not None:
         portable.check_exportable(FORMATS[format], spec, quantize, run)
-    with savedmodel.staged_version(base_dir, version) as tmp:
+    with savedmodel.staged_version(base_dir, version, next_free=requested is None) as tmp:
         info = savedmodel.write(tmp, model, float_model, spec, metrics, warmup,
                                 os.path.basename(os.path.normpath(base_dir)))
         if FORMATS[format] is not None:
             info["files"] = [portable.write(FORMATS[format], tmp, model, float_model, spec, quantize, warmup, run,
                                             allow_drop=allow_drop)]
             savedmodel.write_info(tmp, info)
-    final = os.path.join(base_dir, str(version))
+    final = tmp.final  # another version if a concurrent export took this one
     if verbose:
         print(final)
     return final

@@ -8,10 +8,12 @@ ONNX exports add their file beside it. A version is staged in a hidden temporary
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
 import tempfile
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -22,6 +24,13 @@ from zoo.export.spec import ExportSpec
 ASSETS = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
 SAVED_MODEL_ATOL = {False: 1e-4, True: 5e-2}  # by "the model was rebuilt from mixed precision"
+STAGING, LOCK = ".tmp-", ".lock"
+STALE_SECONDS = 3600  # an unlocked staging folder this old was left by a killed export
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: staging folders are judged by age alone
+    fcntl = None
 
 
 def pick_version(base_dir, version):
@@ -43,23 +52,87 @@ def pick_version(base_dir, version):
     return int(version)
 
 
-@contextlib.contextmanager
-def staged_version(base_dir, version):
-    """Yields a hidden temporary folder in `base_dir`, renamed to `base_dir/version` if the block succeeds.
+class Staged(str):
+    """A staging folder's path; `final` is the version folder it became (set when the block succeeds)."""
 
+    final = None
+
+
+def _locked(folder) -> bool:
+    """Whether a running export holds the lock file of staging `folder`."""
+    path = os.path.join(folder, LOCK)
+    if fcntl is None or not os.path.isfile(path):
+        return False
+    with open(path, "a") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(f, fcntl.LOCK_UN)
+    return False
+
+
+def remove_stale(base_dir, max_age=STALE_SECONDS) -> None:
+    """Removes the hidden staging folders killed exports left in `base_dir`: older than `max_age`, unlocked."""
+    now = time.time()
+    for entry in os.scandir(base_dir):
+        if not (entry.name.startswith(STAGING) and entry.is_dir(follow_symlinks=False)):
+            continue
+        try:
+            if now - entry.stat(follow_symlinks=False).st_mtime < max_age or _locked(entry.path):
+                continue
+        except OSError:
+            continue
+        shutil.rmtree(entry.path, ignore_errors=True)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _publish(tmp, base_dir, version, next_free) -> str:
+    """Renames `tmp` to `base_dir/version` (the next free version if that appeared meanwhile and `next_free`)."""
+    os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the version from a server running as another user
+    while True:
+        final = os.path.join(base_dir, str(version))
+        if not os.path.exists(final):
+            try:
+                os.rename(tmp, final)
+                return final
+            except OSError as exc:  # another export took it between the check and the rename
+                if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                    raise
+        if not next_free:
+            raise ValueError(f"Version {version} appeared at {final!r} during export; not overwriting it.")
+        version = pick_version(base_dir, None)
+
+
+@contextlib.contextmanager
+def staged_version(base_dir, version, *, next_free=False):
+    """Yields a hidden temporary folder (`Staged`) in `base_dir`, renamed to `base_dir/version` if the block succeeds.
+
+    Stale staging folders of killed exports are removed first (`remove_stale`); this one is locked while it
+    is written. The version folder gets the umask's permissions. With `next_free` (the version was not asked
+    for), an export that loses the version to a concurrent one takes the next free version instead.
     Any exception (KeyboardInterrupt included) removes the temporary folder: nothing half-written stays.
     """
-    final = os.path.join(base_dir, str(version))
     os.makedirs(base_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base_dir)
+    remove_stale(base_dir)
+    tmp = Staged(tempfile.mkdtemp(prefix=f"{STAGING}{version}-", dir=base_dir))
+    lock = open(os.path.join(tmp, LOCK), "w")  # noqa: SIM115  (held until the rename)
     try:
+        if fcntl is not None:
+            fcntl.flock(lock, fcntl.LOCK_EX)
         yield tmp
-        if os.path.exists(final):
-            raise ValueError(f"Version {version} appeared at {final!r} during export; not overwriting it.")
-        os.rename(tmp, final)
+        os.remove(os.path.join(tmp, LOCK))
+        tmp.final = _publish(tmp, base_dir, version, next_free)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        lock.close()
 
 
 def write(path, keras_model, float_model, spec: ExportSpec, metrics, warmup, model_name):
