@@ -94,7 +94,7 @@ def images_per_s(ds, batches, warmup=4, cpu=False):
     return (n / wall, n / used) if cpu else n / wall
 
 
-def compare(x, y, rounds, batches):
+def compare(x, y, rounds, batches, only=None):
     makers = {
         "pipeline (default: auto)": lambda: pipeline(x, y, "auto"),
         "pipeline tf": lambda: pipeline(x, y, "tf"),
@@ -102,6 +102,9 @@ def compare(x, y, rounds, batches):
         "albumentations numpy_function (usual recipe)": lambda: usual_albumentations(x, y),
         "keras layers per batch": lambda: keras_layers(x, y),
     }
+    if only:  # substrings of arm names; the two reference arms always run (the ratios need them)
+        keep = [w.strip() for w in only.split(",")] + ["usual recipe", "keras layers"]
+        makers = {k: m for k, m in makers.items() if any(w in k for w in keep)}
     datasets = {k: m() for k, m in makers.items()}
     best = {k: (0.0, 0.0) for k in makers}
     for _ in range(rounds):
@@ -162,6 +165,7 @@ def main(argv=None):
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--write", action="store_true", help="measure per-transform costs into measured.json")
     ap.add_argument("--train", action="store_true", help="report lenet5's input-wait fraction")
+    ap.add_argument("--arms", default=None, help="comma-separated substrings of the pipeline arms to run")
     args = ap.parse_args(argv)
     x, y = data(args.images)
     machine = f"{os.cpu_count()}-core CPU, {platform.machine()}, TF {tf.__version__}"
@@ -173,7 +177,7 @@ def main(argv=None):
                        "us_per_image": table}, f, indent=2)
             f.write("\n")
         print("per-transform us/image:", json.dumps(table))
-    best = compare(x, y, args.rounds, args.batches)
+    best = compare(x, y, args.rounds, args.batches, args.arms)
     base_a = best["albumentations numpy_function (usual recipe)"]
     base_k = best["keras layers per batch"]
     print(f"\n{machine}; flip+crop+color+distort {IN}x{IN} -> {OUT}x{OUT}, batch {BATCH}; best of {args.rounds} rounds\n")

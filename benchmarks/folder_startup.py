@@ -130,11 +130,11 @@ def main(argv=None):
         for n in [int(s) for s in args.sizes.split(",")]:
             root = os.path.join(base, f"folder-{n}")
             arms = run_size(root, n, args.image_size, args.rounds)
-            base = next(iter(arms.values()))
+            ref = next(iter(arms.values()))
             first = arms[next(k for k in arms if k.startswith("first run"))]
             for name, (wall, cpu, path, load) in arms.items():
                 path_s = "-" if name.startswith("thread") else f"{path:.2f}"  # threads share the GIL: unknown
-                vs_base = f"{base[0] / wall:.2f}x / " + ("-" if name.startswith("thread") else f"{base[2] / path:.2f}x")
+                vs_base = f"{ref[0] / wall:.2f}x / " + ("-" if name.startswith("thread") else f"{ref[2] / path:.2f}x")
                 vs_first = f"{100 * wall / first[0]:.1f}% / {100 * path / first[2]:.1f}%"
                 print(f"| {n:,} | {name} | {wall:.3f} | {cpu:.2f} | {path_s} | {vs_base} | {vs_first} | {load:.1f} |",
                       flush=True)
