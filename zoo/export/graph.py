@@ -188,7 +188,7 @@ class ServingModule:
         tf.saved_model.save(root, path, signatures=signatures or self.signatures())
 
 
-def portable_function(model, spec: ExportSpec, *, float_input=False):
+def portable_function(model, spec: ExportSpec, *, float_input=False, batch=None):
     """The graph LiteRT and ONNX files hold: images at the served size -> normalise -> model -> outputs.
 
     Args:
@@ -196,15 +196,17 @@ def portable_function(model, spec: ExportSpec, *, float_input=False):
         spec: Its ExportSpec (`portable` set, so hooks leave out ops the runtimes lack).
         float_input: Take float32 pixel values (0..255) instead of uint8 (for the int8 LiteRT
             converter, which then quantizes the input to uint8 with scale 1, zero point 0).
+        batch: A fixed batch size (LiteRT: 1, which also gives recurrent layers the static shapes
+            its converter needs), or None.
 
     Returns:
-        A `tf.function` with one input, `images` uint8 (or float32) `[None, H, W, C]`
-        (`features` float32 `[None, D]` for feature-vector models).
+        A `tf.function` with one input, `images` uint8 (or float32) `[batch, H, W, C]`
+        (`features` float32 `[batch, D]` for feature-vector models).
     """
     if spec.input_kind == "features":
-        sig = tf.TensorSpec([None, spec.image_shape[0]], tf.float32, name="features")
+        sig = tf.TensorSpec([batch, spec.image_shape[0]], tf.float32, name="features")
     else:
-        sig = tf.TensorSpec([None, *spec.image_shape], tf.float32 if float_input else tf.uint8, name="images")
+        sig = tf.TensorSpec([batch, *spec.image_shape], tf.float32 if float_input else tf.uint8, name="images")
 
     def serve(x):
         return named_outputs(model, spec, normalize(tf.cast(x, tf.float32), spec))

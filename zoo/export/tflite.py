@@ -1,6 +1,6 @@
 """LiteRT (TFLite) flatbuffers: float32, float16, dynamic-range and full-integer int8.
 
-The file holds `graph.portable_function`: uint8 images at the served size `[N, H, W, C]` (any N),
+The file holds `graph.portable_function`: uint8 images at the served size `[1, H, W, C]`,
 normalised in the graph, the model, the task's portable outputs. int8 is full-integer
 (`TFLITE_BUILTINS_INT8`, calibrated on the run's train split) with uint8 input (scale 1, zero
 point 0: the pixels themselves) and uint8 float outputs (dequantize with the output's
@@ -31,7 +31,7 @@ def convert(path, float_model, spec, quantize=None, calibration=None):
     from zoo.export import graph
 
     int8 = quantize == "int8"
-    fn = graph.portable_function(float_model, spec, float_input=int8 and spec.input_kind != "features")
+    fn = graph.portable_function(float_model, spec, float_input=int8 and spec.input_kind != "features", batch=1)
     with tempfile.TemporaryDirectory(prefix="zoo-tflite-") as tmp:
         _save_frozen(fn, tmp)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)
