@@ -220,24 +220,42 @@ def identify(model, image, gallery, threshold):
     return (gallery.names[best] if d[best] <= threshold else UNKNOWN), float(d[best])
 
 
-def evaluate_embeddings(embeddings, labels, *, threshold=None, ways=(5, 20), episodes=500, pairs=2000, seed=0):
+def _too_few(split, n_ids, need):
+    where = f"{split} split" if split else "the split"
+    return f"{where} has {n_ids} identit{'y' if n_ids == 1 else 'ies'} with 2+ images, needs >= {need}"
+
+
+def evaluate_embeddings(embeddings, labels, *, threshold=None, ways=(5, 20), episodes=500, pairs=2000, seed=0,
+                        split=None):
     """One-shot, verification and ROC metrics of embeddings of identities unseen in training.
 
     Args:
         embeddings, labels: The evaluated split.
         threshold: Verification threshold chosen on another (validation) split; None picks it on
             these pairs (then `verification_accuracy` is optimistic, as for a validation split).
-        ways: N of the N-way one-shot accuracies (skipped when the split has fewer identities).
+        ways: N of the N-way one-shot accuracies.
         episodes, pairs, seed: Sample sizes and seed.
+        split: The split's name, for the reasons below.
 
     Returns:
-        `{"oneshot_{N}way", "verification_auc", "verification_accuracy", "threshold"}`.
+        `{"oneshot_{N}way", "verification_auc", "verification_accuracy", "threshold"}`. A metric the split has
+        too few identities for (N-way: N identities with 2+ images; verification: 2 identities) is None, and
+        `"<metric>_skipped"` says why (e.g. "test split has 1 identity with 2+ images, needs >= 5").
     """
     out = {}
     n_ids = len(_by_identity(labels, 2))
     for n in ways:
         if n_ids >= n:
             out[f"oneshot_{n}way"] = oneshot_accuracy(embeddings, labels, n, episodes=episodes, seed=seed)
+        else:
+            out[f"oneshot_{n}way"], out[f"oneshot_{n}way_skipped"] = None, _too_few(split, n_ids, n)
+    if n_ids < 1 or len(np.unique(np.asarray(labels))) < 2:
+        out.update(verification_auc=None, verification_accuracy=None, threshold=None)
+        n_all = len(np.unique(np.asarray(labels)))
+        out["verification_skipped"] = (f"{f'{split} split' if split else 'the split'} has {n_all} "
+                                       f"identit{'y' if n_all == 1 else 'ies'} ({n_ids} with 2+ images), "
+                                       "needs >= 2 (one with 2+ images)")
+        return out
     i, j, same = sample_pairs(labels, pairs=pairs, seed=seed)
     d = pair_distances(embeddings, i, j)
     out["verification_auc"] = roc_auc(-d, same)
