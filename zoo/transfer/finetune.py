@@ -35,7 +35,7 @@ KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones acce
 DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
     "head_epochs": None, "head_steps": 300, "head_lr": "auto",
-    "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": "auto", "unfreeze": "all",
+    "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": 3e-4, "unfreeze": "all",
     "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
     "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
     "strict": False, "follow_symlinks": False,
