@@ -75,8 +75,9 @@ def copy_run(run, tmp_path, name="copy"):
 def interrupted(run, tmp_path):
     """A copy of the run as if killed during its last epoch: config.json and a backup, no results."""
     dst = copy_run(run, tmp_path, "interrupted")
-    for name in (rundir.COMPLETE, rundir.METRICS):
-        os.remove(dst / name)
+    for name in ("complete", "metrics.json"):
+        if (dst / name).exists():
+            os.remove(dst / name)
     return dst
 
 
@@ -119,14 +120,14 @@ def test_finetune_follows_symlinks_only_when_asked(run, symlinked, tmp_path, cap
             "--head-lr", "0.01", "--batch-size", "4"]
     one_line(capsys, main([*base, "--out", str(tmp_path / "f1")]), "symlink")
     assert main([*base, "--out", str(tmp_path / "f2"), "--follow-symlinks"]) == 0
-    assert rundir.is_complete(tmp_path / "f2") and (tmp_path / "f2" / rundir.COMPLETE).exists()
+    assert (tmp_path / "f2" / "complete").exists() and (tmp_path / "f2" / "phase1-head" / "complete").exists()
 
 
 # Item 2: a finished run is complete before its backup goes, and never retrained ----------------------------
 
 
 def test_finished_run_is_marked_complete(run):
-    assert (run[0] / rundir.COMPLETE).is_file()
+    assert (run[0] / "complete").is_file()
     assert not (run[0] / rundir.BACKUP).exists()
 
 
@@ -135,8 +136,8 @@ def test_resume_on_a_finished_run_with_a_leftover_backup_does_nothing(run, tmp_p
     """The crash window: killed while removing backup/ at the very end (an empty backup/ remains)."""
     path = copy_run(run, tmp_path)
     os.makedirs(path / rundir.BACKUP)
-    if not marker:
-        os.remove(path / rundir.COMPLETE)
+    if not marker and (path / "complete").exists():
+        os.remove(path / "complete")
     before = {name: (path / name).read_bytes() for name in (rundir.MODEL, rundir.METRICS, rundir.HISTORY)}
     capsys.readouterr()
     code = main(["train", "softmax_regression", "--data", str(run[1]), "--out", str(path), "--resume", *TRAIN])
@@ -325,7 +326,7 @@ def test_exported_version_folder_has_the_umask_permissions(exported):
     os.umask(mask)
     assert stat.S_IMODE(os.stat(exported / "1").st_mode) == 0o777 & ~mask
     assert not [name for name in os.listdir(exported) if name.startswith(".")]  # no staging folder, no lock
-    assert not (exported / "1" / savedmodel.LOCK).exists()
+    assert not (exported / "1" / ".lock").exists()
 
 
 def _stage(base, name, age=0.0):
@@ -336,13 +337,14 @@ def _stage(base, name, age=0.0):
 
 
 def test_stale_staging_folders_of_killed_exports_are_removed(run, tmp_path):
-    base = tmp_path / "base"
-    stale = _stage(base, ".tmp-1-killed", age=2 * savedmodel.STALE_SECONDS)
+    """Older than an hour and unlocked: left by a killed export. Newer, or locked: an export is writing it."""
+    base, hours = tmp_path / "base", 3600
+    stale = _stage(base, ".tmp-1-killed", age=2 * hours)
     fresh = _stage(base, ".tmp-1-running", age=60)
-    locked = _stage(base, ".tmp-1-slow", age=2 * savedmodel.STALE_SECONDS)
-    with open(locked / savedmodel.LOCK, "w") as lock:
+    locked = _stage(base, ".tmp-1-slow", age=2 * hours)
+    with open(locked / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        os.utime(locked, (time.time() - 2 * savedmodel.STALE_SECONDS,) * 2)
+        os.utime(locked, (time.time() - 2 * hours,) * 2)
         version = zoo_export.export(str(run[0]), str(base), verbose=False)
     assert version == str(base / "1") and os.path.isfile(base / "1" / "saved_model.pb")
     assert not stale.exists() and fresh.exists() and locked.exists()
@@ -365,3 +367,17 @@ def test_an_export_that_loses_its_version_takes_the_next_one(tmp_path):
             (tmp_path / "base").joinpath(asked, "x").write_bytes(b"x")
     assert sorted(os.listdir(base)) == ["1", "2"] and (tmp_path / "base" / "1" / "saved_model.pb").read_bytes() \
         == b"early"
+
+
+def test_export_never_writes_nan(run, tmp_path):
+    """A run whose metrics.json holds NaN (as older versions wrote it) exports with null in its place."""
+    path = copy_run(run, tmp_path)
+    metrics = json.loads((path / "metrics.json").read_text())
+    metrics["val"]["loss"] = float("nan")
+    (path / "metrics.json").write_text(json.dumps(metrics))
+    version = zoo_export.export(str(path), str(tmp_path / "base"), verbose=False)
+    for name in ("metrics.json", "export.json"):
+        text = (tmp_path / "base" / "1" / "assets.extra" / name).read_text()
+        loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
+        assert "NaN" not in text and loaded
+    assert version.endswith("1")

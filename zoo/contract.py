@@ -227,7 +227,7 @@ def load_weights(model, weights):
     path = os.fspath(weights)
     try:
         if path.endswith(".keras"):
-            src = keras.saving.load_model(path, compile=False)
+            src = keras.saving.load_model(path, compile=False, safe_mode=True)
             model.set_weights(src.get_weights())
         else:
             model.load_weights(path)

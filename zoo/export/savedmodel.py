@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import shutil
 import tempfile
@@ -20,6 +19,7 @@ import tensorflow as tf
 
 from zoo.export import graph
 from zoo.export.spec import ExportSpec
+from zoo.training import rundir
 
 ASSETS = "assets.extra"
 WARMUP_FILE = "tf_serving_warmup_requests"
@@ -148,8 +148,7 @@ def write(path, keras_model, float_model, spec: ExportSpec, metrics, warmup, mod
 
 
 def write_info(path, info):
-    with open(os.path.join(path, ASSETS, "export.json"), "w") as f:
-        json.dump(info, f, indent=2, default=str)
+    rundir.write_json(os.path.join(path, ASSETS, "export.json"), info)  # NaN / inf as null
 
 
 # ----------------------------------------------------------------------------- assets, warm-up, checks
@@ -201,8 +200,7 @@ def write_assets(path, spec, metrics, warmup, model_name):
     if spec.class_names:
         with open(os.path.join(extra, "labels.txt"), "w") as f:
             f.write("\n".join(spec.class_names) + "\n")
-    with open(os.path.join(extra, "metrics.json"), "w") as f:
-        json.dump(metrics or {}, f, indent=2, default=str)
+    rundir.write_json(os.path.join(extra, "metrics.json"), metrics or {})
     with tf.io.TFRecordWriter(os.path.join(extra, WARMUP_FILE)) as writer:
         for signature, inputs in request_inputs(spec, warmup).items():
             request = predict_pb2.PredictRequest(
