@@ -350,14 +350,21 @@ def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> No
 def _evaluate_splits(net, dataset, plan: _Plan, data_spec) -> tuple:
     """`(metrics per split, the last split's dataset)`: train, train_dev, val and test where present.
 
+    Large train splits are scored on a spread sample (`data.TRAIN_EVAL_EXAMPLES`, at least the dev / test size).
+
     `ZOO_NO_TEST=1` (set by `zoo tune`: trials never look at test) leaves the test split out.
     """
     names = ["train"] + [s for s in ("train_dev", "val") if data_spec.splits.get(s)]
     if data_spec.splits.get("test") and not os.environ.get("ZOO_NO_TEST"):
         names.append("test")
     results, ds = {}, None
+    n_train = int(data_spec.splits["train"])
+    limit = max([data_lib.TRAIN_EVAL_EXAMPLES] + [int(data_spec.splits.get(s) or 0) for s in ("val", "test")])
     for split in names:
         ds = dataset(split, False)
+        if split == "train" and n_train > limit:
+            ds = data_lib.spread_sample(ds, n_train, limit, plan.recipe.batch_size)
+            print(f"zoo: train metrics from a spread sample of about {limit} of {n_train} examples", flush=True)
         extra = plan.task.evaluate(net, ds, data_spec, plan.recipe) if plan.task.evaluate else {}
         if "loss" not in extra:
             extra = {**net.evaluate(ds, return_dict=True, verbose=0), **extra}
