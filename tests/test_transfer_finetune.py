@@ -179,7 +179,8 @@ def test_resume_after_a_kill_in_phase_two(pretrained_run, tmp_path):
     assert [int(r["epoch"]) for r in rows] == list(range(1, 8))  # every epoch exactly once
     assert [r["phase"] for r in rows] == ["head"] + ["finetune"] * 6
     assert killed_at < 6 and os.path.isfile(os.path.join(out, "metrics.json"))
-    assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 2  # finished: nothing to resume
+    assert os.path.isfile(os.path.join(out, "complete"))
+    assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 0  # complete: says so, does nothing
 
 
 # ------------------------------------------------------------------------------ step budgets, lr range test
