@@ -83,12 +83,12 @@ def interrupted(run, tmp_path):
 
 @pytest.fixture
 def symlinked(tmp_path):
-    """A dataset whose class `c` holds a symlink to an image outside the dataset."""
+    """The run's dataset with its image `c/3.png` moved outside and a symlink to it in its place."""
     data = make_folder(tmp_path / "sym")
     outside = tmp_path / "outside"
     os.makedirs(outside)
-    Image.fromarray(np.full((8, 8, 3), 9, np.uint8)).save(outside / "x.png")
-    os.symlink(outside / "x.png", data / "c" / "linked.png")
+    os.replace(data / "c" / "3.png", outside / "x.png")
+    os.symlink(outside / "x.png", data / "c" / "3.png")
     return data
 
 
@@ -97,7 +97,7 @@ def symlinked(tmp_path):
 
 def test_preview_follows_symlinks_only_when_asked(symlinked, tmp_path, capsys):
     out = tmp_path / "p.png"
-    one_line(capsys, main(["preview", "--data", str(symlinked), "--out", str(out)]), "linked.png.*symlink|symlink")
+    one_line(capsys, main(["preview", "--data", str(symlinked), "--out", str(out)]), "3.png.*symlink")
     assert not out.exists()
     assert main(["preview", "--data", str(symlinked), "--out", str(out), "--follow-symlinks"]) == 0
     assert out.stat().st_size > 0
@@ -108,7 +108,7 @@ def test_train_and_evaluate_follow_symlinks_only_when_asked(run, symlinked, tmp_
     one_line(capsys, main([*base, "--out", str(tmp_path / "r1")]), "symlink")
     assert not (tmp_path / "r1" / "model.keras").exists()
     assert main([*base, "--out", str(tmp_path / "r2"), "--follow-symlinks"]) == 0
-    assert json.loads((tmp_path / "r2" / "config.json").read_text())["data"]["splits"]["train"] >= 10
+    assert sum(json.loads((tmp_path / "r2" / "config.json").read_text())["data"]["splits"].values()) == 12
     evaluate = ["evaluate", str(run[0]), "--data", str(symlinked), "--json"]
     one_line(capsys, main(evaluate), "symlink")
     assert main([*evaluate, "--follow-symlinks"]) == 0
@@ -121,6 +121,13 @@ def test_finetune_follows_symlinks_only_when_asked(run, symlinked, tmp_path, cap
     one_line(capsys, main([*base, "--out", str(tmp_path / "f1")]), "symlink")
     assert main([*base, "--out", str(tmp_path / "f2"), "--follow-symlinks"]) == 0
     assert (tmp_path / "f2" / "complete").exists() and (tmp_path / "f2" / "phase1-head" / "complete").exists()
+
+
+def test_analyze_follows_symlinks_only_when_asked(run, symlinked, capsys):
+    analyze = ["analyze", str(run[0]), "--data", str(symlinked), "--top", "2"]
+    one_line(capsys, main(analyze), "symlink")
+    assert main([*analyze, "--follow-symlinks"]) == 0
+    assert os.path.isdir(run[0] / "analysis")
 
 
 # Item 2: a finished run is complete before its backup goes, and never retrained ----------------------------

@@ -73,7 +73,7 @@ def _tensorboard(rd, text, files):
 
 
 def analyze(run_dir, *, baseline=None, data=None, label_issues=False, folds=4, fold_epochs=None,
-            method="confident_joint", top=18, log=print) -> dict:
+            method="confident_joint", top=18, log=print, follow_symlinks=False) -> dict:
     """Writes `RUN/analysis/` (error table, mistakes, optionally label issues) and returns what it found.
 
     Args:
@@ -86,6 +86,7 @@ def analyze(run_dir, *, baseline=None, data=None, label_issues=False, folds=4, f
         method: Confident-learning rule, see `confident.METHODS`.
         top: Examples per gallery.
         log: Where progress lines go.
+        follow_symlinks: Read dataset files behind symlinks that leave the dataset folder.
 
     Returns:
         `{"table", "summary", "files", "label_issues"}`.
@@ -93,7 +94,7 @@ def analyze(run_dir, *, baseline=None, data=None, label_issues=False, folds=4, f
     Raises:
         ValueError: one line (no run, unknown task, moved/changed data, no dev split, bad option).
     """
-    rd = data_lib.open_run(run_dir, data)
+    rd = data_lib.open_run(run_dir, data, follow_symlinks=follow_symlinks)
     if method not in confident.METHODS:
         raise ValueError(f"Unknown --method {method!r}; allowed: {', '.join(confident.METHODS)}.")
     if label_issues and rd.task not in LABEL_TASKS:

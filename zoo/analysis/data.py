@@ -19,6 +19,7 @@ class RunData:
     task: str
     source: Any
     data: Any  # zoo.training.data.RunData: the source opened once, its spec and build keywords
+    follow_symlinks: bool = False
 
     @property
     def spec(self):
@@ -29,7 +30,7 @@ class RunData:
         return {"seed": int(self.run.config.get("seed", 0)), **self.data.build_kw}
 
 
-def open_run(path, data=None) -> RunData:
+def open_run(path, data=None, *, follow_symlinks=False) -> RunData:
     """Opens a finished run; checks its task, its data source and that the source still matches training.
 
     Raises:
@@ -52,7 +53,8 @@ def open_run(path, data=None) -> RunData:
                          "pass --data with its new place.")
     recipe = Recipe.from_dict(run.config["recipe"]) if run.config.get("recipe") else Recipe()
     model = run.load_model()
-    opened = training_data.open_data(source, tasks_lib.get_task(task), model.input_shape[1:], recipe)
+    opened = training_data.open_data(source, tasks_lib.get_task(task), model.input_shape[1:], recipe,
+                                     follow_symlinks=follow_symlinks)
     spec = opened.spec
     before = {k: int(v) for k, v in (run.data.get("splits") or {}).items() if v}
     now = {k: int(v) for k, v in spec.splits.items() if v}
@@ -64,7 +66,7 @@ def open_run(path, data=None) -> RunData:
     if not now.get("val"):
         raise ValueError(f"{run.path!r} has no dev split (the source has no val split and val_split="
                          f"{recipe.val_split}); train with --val-split FRACTION to analyse it.")
-    return RunData(run, model, recipe, task, source, opened)
+    return RunData(run, model, recipe, task, source, opened, follow_symlinks)
 
 
 def dataset(rd: RunData, split: str, **overrides):
@@ -79,7 +81,8 @@ def dataset(rd: RunData, split: str, **overrides):
     if not overrides:
         return rd.data.dataset(tasks_lib.get_task(rd.task), split, rd.recipe, False, model=rd.model, seed=seed)
     options = {"split": split, "task": rd.task, "batch_size": rd.recipe.batch_size, "shuffle": False,
-               "normalization": rd.recipe.normalization, "val_split": rd.recipe.val_split}
+               "normalization": rd.recipe.normalization, "val_split": rd.recipe.val_split,
+               "follow_symlinks": rd.follow_symlinks}
     return pipelines.build(rd.source, **{**options, **rd.kw(), **overrides})
 
 
@@ -88,7 +91,8 @@ def paths(rd: RunData, split: str, n: int) -> list:
     import pipelines
     from pipelines import splits as splits_lib
 
-    src = pipelines.sources.open_source(rd.source, val_split=rd.recipe.val_split, task=rd.spec.task)
+    src = pipelines.sources.open_source(rd.source, val_split=rd.recipe.val_split, task=rd.spec.task,
+                                        follow_symlinks=rd.follow_symlinks)
     listed = getattr(src.read, "paths", None)
     if listed is not None:
         base = "train" if split == splits_lib.TRAIN_DEV else split

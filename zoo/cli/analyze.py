@@ -12,7 +12,8 @@ def _cmd_analyze(args):
 
     def run():
         result = analysis.analyze(args.run, baseline=args.baseline, data=args.data, label_issues=args.label_issues,
-                                  folds=args.folds, fold_epochs=args.fold_epochs, method=args.method, top=args.top)
+                                  folds=args.folds, fold_epochs=args.fold_epochs, method=args.method, top=args.top,
+                                  follow_symlinks=args.follow_symlinks)
         print(result["summary"])
         print(f"zoo: analysis in {os.path.join(args.run, 'analysis')} "
               f"(TensorBoard: tensorboard --logdir {os.path.join(args.run, 'logs')})")
@@ -39,4 +40,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--method", default="confident_joint", choices=("confident_joint", "prune_by_noise_rate"),
                    help="confident-learning rule (default confident_joint)")
     p.add_argument("--top", type=int, default=18, help="examples per gallery (default 18)")
+    p.add_argument("--follow-symlinks", dest="follow_symlinks", action="store_true",
+                   help="read dataset files behind symlinks that lead outside the dataset folder (refused otherwise)")
     p.set_defaults(func=_cmd_analyze)
