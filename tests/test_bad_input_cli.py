@@ -388,3 +388,18 @@ def test_export_never_writes_nan(run, tmp_path):
         loaded = json.loads(text, parse_constant=lambda c: pytest.fail(f"{name} holds {c}"))
         assert "NaN" not in text and loaded
     assert version.endswith("1")
+
+
+@pytest.mark.parametrize("args, match", [(["--dropout", "1.5"], r"`dropout` must be a number in \[0, 1\)"),
+                                         (["--batch-size", "0"], r"`batch_size` must be an integer >= 1"),
+                                         (["--lr-groups", "x"], r"`lr_groups` must be 'blocks'")])
+def test_finetune_checks_every_option_before_any_work(run, tmp_path, capsys, args, match):
+    code = main(["finetune", str(run[0]), "--data", str(run[1]), "--out", str(tmp_path / "ft"), *args])
+    one_line(capsys, code, match)
+    assert not (tmp_path / "ft").exists()
+
+
+def test_finetune_resume_with_a_config_that_is_a_list(tmp_path, capsys):
+    os.makedirs(tmp_path / "ft")
+    (tmp_path / "ft" / "config.json").write_text("[]\n")
+    one_line(capsys, main(["finetune", "x", "--resume", "--out", str(tmp_path / "ft")]), "must hold a JSON object")

@@ -24,6 +24,7 @@ import shutil
 import keras
 
 from callbacks import reports
+from zoo.contract import check_int, check_number
 from zoo.training import loop, rundir
 from zoo.transfer import layers, optimizers
 from zoo.transfer.heads import with_new_head
@@ -64,6 +65,9 @@ def _check(settings):
     patience = settings["early_stopping"]
     if patience != "auto" and patience is not None and not _is_int(patience, 0):
         raise ValueError(f"`early_stopping` must be 'auto', None or an integer >= 0. Received: {patience!r}")
+    check_number("dropout", settings["dropout"], min=0, below=1)
+    check_int("batch_size", settings["batch_size"], min=1)
+    check_number("val_split", settings["val_split"], min=0, below=1)
     size = settings["image_size"]
     if size is not None and not _is_int(size, 1):
         raise ValueError(f"`image_size` must be a positive integer. Received: image_size={size!r}")
@@ -238,7 +242,7 @@ def _settings(backbone, data, out, resume, options):
         if out is None or not os.path.isfile(os.path.join(os.fspath(out), rundir.CONFIG)):
             raise ValueError(f"Nothing to resume in {out!r}: it has no {rundir.CONFIG}.")
         run_dir = os.fspath(out)
-        saved = rundir.read_json(os.path.join(run_dir, rundir.CONFIG)).get("finetune")
+        saved = rundir.RunDir(run_dir, finished=False).config.get("finetune")  # refuses a config that is no object
         if saved is None:
             raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
         if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"] != 0)]) \
