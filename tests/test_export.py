@@ -331,7 +331,7 @@ def test_graph_resize_has_the_pipelines_numbers_without_scale_and_translate(size
     ops = {n.op for n in fn.get_concrete_function(tf.TensorSpec([None, None, None, 3], tf.uint8)).graph.as_graph_def(
         ).node} | {n.op for f in fn.get_concrete_function(tf.TensorSpec([None, None, None, 3], tf.uint8)).graph
                    .as_graph_def().library.function for n in f.node_def}
-    assert "ScaleAndTranslate" not in ops and "BatchMatMulV2" in ops
+    assert "ScaleAndTranslate" not in ops and "MatMul" in ops
 
 
 @pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])

@@ -49,12 +49,16 @@ def triangle_weights(in_size, out_size):
 
 
 def _antialiased_bilinear(images, size):
-    """`[B, h, w, C]` float -> `[B, H, W, C]`: rows then columns, as matrix products."""
+    """`[B, h, w, C]` float -> `[B, H, W, C]`: rows then columns, as plain 2-D matrix products (a broadcast
+    batched matmul converted to ONNX gave wrong results past the first image)."""
     shape = tf.shape(images)
-    wh, ww = triangle_weights(shape[1], size[0]), triangle_weights(shape[2], size[1])
-    x = tf.transpose(images, [0, 3, 1, 2])  # [B, C, h, w]
-    x = tf.matmul(tf.matmul(wh, x), ww, transpose_b=True)
-    return tf.transpose(x, [0, 2, 3, 1])
+    b, h, w, c = shape[0], shape[1], shape[2], shape[3]
+    wh, ww = triangle_weights(h, size[0]), triangle_weights(w, size[1])
+    x = tf.reshape(tf.transpose(images, [1, 0, 2, 3]), [h, -1])  # [h, B*w*C]
+    x = tf.reshape(tf.matmul(wh, x), [size[0], b, w, c])
+    x = tf.reshape(tf.transpose(x, [2, 1, 0, 3]), [w, -1])  # [w, B*H*C]
+    x = tf.reshape(tf.matmul(ww, x), [size[1], b, size[0], c])
+    return tf.transpose(x, [1, 2, 0, 3])
 
 
 def resize(images, spec: ExportSpec):
