@@ -83,6 +83,7 @@ def device_name():
 
 def _build(name, input_shape, policy, overrides=None):
     import keras
+
     import zoo
 
     keras.backend.clear_session()

@@ -25,8 +25,8 @@ PRECISIONS = ("mixed_bfloat16", "float32")
 
 def one_run(seed, precision, out):
     """Trains the demo recipe once; prints its metrics as one JSON line."""
-    from zoo.training import loop
     from zoo.cli.train import DEMO_DATA, DEMO_KWARGS, DEMO_MODEL, DEMO_SETTINGS
+    from zoo.training import loop
 
     cpu = time.process_time()
     result = loop.train(DEMO_MODEL, DEMO_DATA, out=out, model_kwargs=DEMO_KWARGS, seed=seed,

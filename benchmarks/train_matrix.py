@@ -72,6 +72,7 @@ def binary_only(name: str) -> bool:
     import inspect
 
     import keras
+
     import zoo
 
     spec = zoo.get_spec(name)

@@ -24,9 +24,9 @@ SETTINGS = [("float32", False, "keras"), ("mixed_bfloat16", False, "keras"),
 
 
 def one(policy: str, xla: bool, bn: str) -> float:
+    import keras
     import numpy as np
     import tensorflow as tf
-    import keras
 
     import zoo
     from zoo.models import layers

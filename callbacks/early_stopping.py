@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 
-
 _MAXIMIZED = ("accuracy", "auc", "precision", "recall", "f1", "iou", "map")
 
 

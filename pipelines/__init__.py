@@ -12,8 +12,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from pipelines import shapes  # noqa: E402,F401  (registers the TFDS builder)
-from pipelines import sources  # noqa: E402,F401  (registers the readers)
+from pipelines import (
+    shapes,  # noqa: E402,F401  (registers the TFDS builder)
+    sources,  # noqa: E402,F401  (registers the readers)
+)
 from pipelines.augment import Policy  # noqa: E402,F401
 from pipelines.core import build, inspect  # noqa: E402,F401
 from pipelines.preview import preview  # noqa: E402,F401

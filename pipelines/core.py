@@ -14,8 +14,8 @@ import tensorflow as tf
 from pipelines import augment as augment_lib
 from pipelines import normalize as normalize_lib
 from pipelines import sharding
-from pipelines import splits as splits_lib
 from pipelines import sources as sources_lib
+from pipelines import splits as splits_lib
 from pipelines.spec import DataSpec
 
 AUTOTUNE = tf.data.AUTOTUNE

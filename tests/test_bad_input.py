@@ -14,9 +14,9 @@ import zlib
 import numpy as np
 import pytest
 from PIL import Image
+from test_labelled_formats import H, W, make_coco, make_masks, make_voc, make_yolo, write_image
 
 import pipelines
-from test_labelled_formats import H, W, make_coco, make_masks, make_voc, make_yolo, write_image
 
 SECRET = "SECRET-CONTENTS-7f3a"
 

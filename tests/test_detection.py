@@ -1,9 +1,9 @@
 """zoo.tasks.detection: IoU, anchors, target encoding/decoding, loss, NMS and mAP on hand-made cases."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from zoo.tasks import detection as det
 

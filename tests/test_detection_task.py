@@ -1,16 +1,16 @@
 """YOLO builder, the detection Task hooks (datasets, evaluation, report, serving NMS) and TFDS mapping."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
-import keras
 
 import zoo
-from zoo.tasks import detection as det
-from zoo.tasks.detection import task as dt
 from zoo.models.yolo import YOLO_RECIPE, head_of
+from zoo.tasks import detection as det
 from zoo.tasks import get_task
+from zoo.tasks.detection import task as dt
 
 TINY = dict(input_shape=(32, 32, 3), grid_size=4, anchors=((0.25, 0.25), (0.4, 0.4)), classes=2, width=8)
 

@@ -2,14 +2,13 @@
 
 import numpy as np
 import pytest
+from test_labelled_formats import expected, make_voc
 
 import pipelines
 import zoo
 import zoo.tasks.detection as det
-from zoo.tasks.detection import task as dt
 from zoo.models.yolo import YOLO_RECIPE
-
-from test_labelled_formats import expected, make_voc
+from zoo.tasks.detection import task as dt
 
 
 def _box(y0, x0, size=0.2):

@@ -1,9 +1,9 @@
 """zoo.models.layers.BatchNormalization matches keras.layers.BatchNormalization (fused kernel vs Keras' own)."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 from zoo.models.layers import BatchNormalization
 

@@ -1,8 +1,8 @@
 """Registry-wide model tests: every registered model gets each of these, no per-model code."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import zoo

@@ -1,16 +1,17 @@
 """One-shot learning: losses (hand-computed cases, numeric gradients), sampler, evaluation, siamese views."""
 
+import keras
 import numpy as np
 import pytest
-import keras
 import tensorflow as tf
 
 import zoo
+from zoo.recipes import Recipe
 from zoo.tasks.embedding import (
+    UNKNOWN,
     ContrastiveLoss,
     Gallery,
     TripletLoss,
-    UNKNOWN,
     evaluate_embeddings,
     filter_identities,
     identify,
@@ -25,7 +26,6 @@ from zoo.tasks.embedding import (
     verify,
 )
 from zoo.tasks.embedding import task as embedding_task
-from zoo.recipes import Recipe
 
 # Four 1-D embeddings, two identities. Squared distances:
 #   d01=1, d02=4, d03=16, d12=1, d13=9, d23=4.

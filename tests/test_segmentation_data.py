@@ -8,8 +8,8 @@ import tensorflow_datasets as tfds
 
 import pipelines
 import zoo
-from zoo.tasks.segmentation import sources
 from zoo.tasks import get_task
+from zoo.tasks.segmentation import sources
 
 # An 8x8 Oxford-IIIT Pet trimap (1 = pet, 2 = background, 3 = border) with two values that are not trimap labels.
 TRIMAP = np.full((8, 8), 2, np.uint8)

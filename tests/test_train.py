@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import zoo
-from zoo.training import optim, policy
 from zoo.recipes import Recipe
+from zoo.training import optim, policy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("train_matrix", ROOT / "benchmarks" / "train_matrix.py")

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 from PIL import Image
-
 from test_labelled_formats import make_coco, make_masks, make_voc, make_yolo
+
 from zoo.cli import main
 from zoo.training.loop import load_run
 

@@ -42,6 +42,11 @@ def _import_backend_quietly():
 # the registry and every builder; training, export and the tf.data pipelines need TensorFlow.
 BACKEND = _import_backend_quietly()
 
+from zoo import (
+    models,  # noqa: E402,F401  (registers every family)
+    tasks,  # noqa: E402,F401  (registers every task's hooks)
+    transfer,  # noqa: E402,F401  (freeze/unfreeze, new heads; registers zoo>Layerwise* optimizers)
+)
 from zoo.recipes import Recipe  # noqa: E402
 from zoo.registry import (  # noqa: E402
     create_model,
@@ -50,17 +55,16 @@ from zoo.registry import (  # noqa: E402
     model_info,
     register_model,
 )
-from zoo import models  # noqa: E402,F401  (registers every family)
-from zoo import tasks  # noqa: E402,F401  (registers every task's hooks)
-from zoo import transfer  # noqa: E402,F401  (freeze/unfreeze, new heads; registers zoo>Layerwise* optimizers)
 
 TASKS = tasks.names()
 
 __all__ = ["Recipe", "TASKS", "create_model", "get_spec", "list_models", "model_info", "register_model"]
 
 if BACKEND == "tensorflow":
-    from zoo import train  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
-    from zoo import export  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
+    from zoo import (
+        export,  # noqa: E402,F401  (zoo.export(model_or_run, base_dir, version=None))
+        train,  # noqa: E402,F401  (zoo.train(model, data, ...), zoo.train.load_run)
+    )
 
 from zoo.version import __version__  # noqa: E402,F401
 

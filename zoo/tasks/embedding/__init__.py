@@ -9,6 +9,7 @@
 Importing this package registers the `embedding` task for `zoo train`.
 """
 
+from zoo.tasks.embedding import task  # noqa: F401,E402  (registers the embedding task)
 from zoo.tasks.embedding.evaluation import (  # noqa: F401
     UNKNOWN,
     Gallery,
@@ -24,4 +25,3 @@ from zoo.tasks.embedding.evaluation import (  # noqa: F401
 )
 from zoo.tasks.embedding.losses import ContrastiveLoss, TripletLoss, contrastive_loss, pairwise_distances, triplet_loss  # noqa: F401
 from zoo.tasks.embedding.sampler import filter_identities, pk_batches, split_identities  # noqa: F401
-from zoo.tasks.embedding import task  # noqa: F401,E402  (registers the embedding task)

@@ -4,6 +4,7 @@ Masks are int32 class ids `[B, H, W]`; 255 marks pixels that are not scored. Imp
 the segmentation task hooks that `zoo.train` uses.
 """
 
+from zoo.tasks.segmentation import task  # noqa: F401  (registers the task)
 from zoo.tasks.segmentation.losses import (  # noqa: F401
     DiceCrossEntropy,
     DiceLoss,
@@ -22,4 +23,3 @@ from zoo.tasks.segmentation.metrics import (  # noqa: F401
 )
 from zoo.tasks.segmentation.report import mask_report  # noqa: F401
 from zoo.tasks.segmentation.sources import TFDS_SOURCES, TFDSSegmentation, load_tfds  # noqa: F401
-from zoo.tasks.segmentation import task  # noqa: F401  (registers the task)

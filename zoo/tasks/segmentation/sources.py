@@ -120,6 +120,7 @@ def _claims(source) -> bool:
 def _open(source, *, task=None, **kw):
     """The pipeline's TFDS reader, with this module's mask mapping and class names on top."""
     import tensorflow as tf
+
     from pipelines.sources import tfds_source as tfds_reader
 
     src = tfds_reader.open_tfds(source, task=task, **kw)

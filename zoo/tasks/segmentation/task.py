@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import os
 
-
+from zoo.tasks.base import Task, register_task
 from zoo.tasks.segmentation import losses as losses_lib
 from zoo.tasks.segmentation import metrics as metrics_lib
 from zoo.tasks.segmentation import report as report_lib
-from zoo.tasks.base import Task, register_task
 
 
 def _field(data_spec, key, default=None):
