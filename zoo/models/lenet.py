@@ -8,16 +8,23 @@ from zoo import contract
 from zoo.recipes import Recipe
 from zoo.registry import register_model
 
-# LeCun et al. 1998 trained 20 passes with a decreasing step size and report 0.95% test
-# error (0.8% with distortions). Adam with the same staircase decay and the paper's
-# distortions (small shifts / scaling) is the faithful modern reading.
+# LeCun et al. 1998 (sec. III.C, V.B) trained 20 passes with a decreasing step size and report 0.95% MNIST
+# test error, 0.8% with distortions (small random affine: shifts, scaling, squeezing, shearing). Issue 19 reports
+# 98.83% on MNIST after 10 epochs of the previous recipe (20 epochs, "crop" = random-resized crop of 50-100% of
+# the area) and suspected the crop as too strong. MNIST is not available offline, so candidates were compared on
+# the dev split of scikit-learn's digits at MNIST's step count (10 epochs x ~930 steps; benchmarks/lenet5_digits.py,
+# BENCHMARKS.md "LeNet-5"): "crop" (dev 0.993, seed 0) beat small shifts (`pad_crop`, 2 px: 0.965), no
+# augmentation (0.965) and the paper's four-step schedule with shifts (0.958), and over 3 seeds (see the table)
+# it stays ahead on dev, with test ~99.2%. So the crop stays, and the recipe is the 10 epochs measured: Adam 1e-3,
+# 3e-4 from epoch 8. Whether it reaches 99.0% on MNIST itself is not shown here (the proxy has 1,293 distinct
+# training digits, upscaled from 8x8).
 LENET5_RECIPE = Recipe(
-    epochs=20,
+    epochs=10,
     batch_size=64,
     optimizer="adam",
     lr=1e-3,
     lr_schedule="piecewise",
-    schedule_args={"boundaries_epochs": [8, 14], "values": [1e-3, 3e-4, 1e-4]},
+    schedule_args={"boundaries_epochs": [8], "values": [1e-3, 3e-4]},
     augment=("crop",),
     early_stopping=None,
     val_split=0.1,
