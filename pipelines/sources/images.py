@@ -114,9 +114,14 @@ def check_images(paths, *, strict=False):
     Raises:
         CorruptImageError: with `strict=True`, naming the first bad file.
     """
+    return tally(paths, (_probe_cached(p) for p in paths), strict=strict)
+
+
+def tally(paths, results, *, strict=False):
+    """`(good_paths, sizes, all_gray)` from per-file probe results (`((H, W), is_gray)` or a
+    `CorruptImageError`): one warning per unreadable file and a final count, or the first error with `strict`."""
     good, sizes, gray, bad = [], [], True, []
-    for p in paths:
-        result = _probe_cached(p)
+    for p, result in zip(paths, results):
         if isinstance(result, CorruptImageError):
             if strict:
                 raise CorruptImageError(f"Corrupt or unreadable image (strict=True): {result}")
@@ -127,8 +132,8 @@ def check_images(paths, *, strict=False):
         gray = gray and result[1]
     if bad:
         for msg in bad:
-            warnings.warn(f"Skipping {msg}", stacklevel=3)
-        warnings.warn(f"Skipped {len(bad)} corrupt or unreadable image file(s) of {len(bad) + len(good)}.", stacklevel=3)
+            warnings.warn(f"Skipping {msg}", stacklevel=4)
+        warnings.warn(f"Skipped {len(bad)} corrupt or unreadable image file(s) of {len(bad) + len(good)}.", stacklevel=4)
     return good, sizes, gray
 
 

@@ -22,7 +22,6 @@ import json
 import multiprocessing
 import os
 import tempfile
-import warnings
 
 from pipelines.sources import images
 
@@ -176,18 +175,5 @@ def results(root, paths, *, use_manifest=None, num_workers=None):
 def check_images(root, paths, *, strict=False, use_manifest=None, num_workers=None):
     """`images.check_images` for the files of folder `root`, through `results`: same return value,
     the same warning per unreadable file and the same final count."""
-    good, sizes, gray, bad = [], [], True, []
-    for p, result in zip(paths, results(root, paths, use_manifest=use_manifest, num_workers=num_workers)):
-        if isinstance(result, images.CorruptImageError):
-            if strict:
-                raise images.CorruptImageError(f"Corrupt or unreadable image (strict=True): {result}")
-            bad.append(str(result))
-            continue
-        good.append(p)
-        sizes.append(result[0])
-        gray = gray and result[1]
-    if bad:
-        for msg in bad:
-            warnings.warn(f"Skipping {msg}", stacklevel=3)
-        warnings.warn(f"Skipped {len(bad)} corrupt or unreadable image file(s) of {len(bad) + len(good)}.", stacklevel=3)
-    return good, sizes, gray
+    return images.tally(paths, results(root, paths, use_manifest=use_manifest, num_workers=num_workers),
+                        strict=strict)
