@@ -3,5 +3,10 @@
 To add a format, write a module that calls `register_reader(...)` and import it here.
 """
 
-from pipelines.sources import arrays, coco, folder, labelled, masks, tfds_source, voc, yolo_txt  # noqa: F401,E402  # noqa: F401,E402  (issue 12 layouts)
 from pipelines.sources.base import Source, open_source, register_reader  # noqa: F401
+
+# Registration order breaks ties between readers of equal priority and orders the "unknown source" hint: keep it.
+# isort: off
+from pipelines.sources import arrays, folder, tfds_source  # noqa: F401,E402
+from pipelines.sources import labelled, yolo_txt, coco, voc, masks  # noqa: F401,E402  (issue 12 layouts)
+# isort: on
