@@ -10,23 +10,22 @@ from zoo.transfer import PREPROCESS_MODES
 from zoo.transfer import finetune as finetune_lib
 
 
-def _rate(text):
-    """A learning rate, or "auto" (a range test)."""
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number or 'auto'. Received: {text!r}") from None
+def _or_auto(cast, kind):
+    """An argparse type: `cast(text)`, or "auto" (a range test / a patience from the phase's length)."""
+
+    def parse(text):
+        if text == "auto":
+            return text
+        try:
+            return cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {kind} or 'auto'. Received: {text!r}") from None
+
+    return parse
 
 
-def _patience(text):
-    if text == "auto":
-        return text
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'auto'. Received: {text!r}") from None
+_rate = _or_auto(float, "a number")
+_patience = _or_auto(int, "an integer")
 
 
 def _cmd_finetune(args):
