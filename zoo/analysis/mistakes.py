@@ -146,12 +146,12 @@ def detection(rd, out_dir, top=8):
     from zoo.tasks.detection import task as det
 
     extra = dict(rd.recipe.extra or {})
-    extra["score_threshold"] = det._setting(extra, "serving_score_threshold")
+    extra["score_threshold"] = det.setting(extra, "serving_score_threshold")
     ds = data_lib.dataset(rd, "val")
     rows, kept = [], []
     raw = getattr(ds, "raw_targets", None)
     for images, targets in (raw if raw is not None else ds):
-        preds, truth = det.predict(rd.model, images, extra), det._ground_truth(targets)
+        preds, truth = det.predict(rd.model, images, extra), det.ground_truth(targets)
         for img, p, g in zip(np.asarray(images), preds, truth):
             missed, false = _box_errors(boxes_lib, p, g[:2])
             rows.append((missed, false))

@@ -25,7 +25,7 @@ def _head(model):
     return head_of(model)
 
 
-def _setting(extra, key):
+def setting(extra, key):
     return (extra or {}).get(key, DEFAULTS[key])
 
 
@@ -82,7 +82,7 @@ def make_dataset(source, split, recipe, data_spec, training, *, model=None, **kw
     return encode_dataset(pipelines.build(source, **options), model)
 
 
-def _ground_truth(targets):
+def ground_truth(targets):
     """Per-image `(boxes, classes)` (plus `difficult` when given) from dict targets or from encoded grids."""
     if isinstance(targets, dict):
         boxes, classes = np.asarray(targets["boxes"]), np.asarray(targets["classes"])
@@ -97,8 +97,8 @@ def _ground_truth(targets):
 def _detections(model, raw, extra=None):
     out = batched_nms(
         raw, _head(model).anchors,
-        score_threshold=_setting(extra, "score_threshold"), iou_threshold=_setting(extra, "iou_threshold"),
-        max_boxes=_setting(extra, "max_detections"),
+        score_threshold=setting(extra, "score_threshold"), iou_threshold=setting(extra, "iou_threshold"),
+        max_boxes=setting(extra, "max_detections"),
     )
     out = {k: np.asarray(v) for k, v in out.items()}
     return [(out["boxes"][i, :n], out["scores"][i, :n], out["classes"][i, :n])
@@ -130,7 +130,7 @@ def evaluate(model, dataset, data_spec=None, recipe=None):
     for images, targets in (raw_targets if raw_targets is not None else dataset):
         raw = model(images, training=False)
         predictions += _detections(model, raw, extra)
-        truth += _ground_truth(targets)
+        truth += ground_truth(targets)
         if loss_fn is not None and (to_grid is not None or not isinstance(targets, dict)):
             losses.append(float(loss_fn(to_grid(targets) if to_grid is not None else targets, raw)))
             weights.append(int(images.shape[0]))
@@ -160,9 +160,9 @@ def report(model, dataset, data_spec, run_dir, *, count=8, recipe=None):
     images, targets = images[:count], tf.nest.map_structure(lambda t: t[:count], targets)
     path = os.path.join(run_dir, "detections.png")
     extra = dict(getattr(recipe, "extra", None) or {})
-    extra["score_threshold"] = _setting(extra, "serving_score_threshold")
+    extra["score_threshold"] = setting(extra, "serving_score_threshold")
     draw_detections(path, _unnormalize(np.asarray(images), data_spec), predict(model, images, extra),
-                    [g[:2] for g in _ground_truth(targets)],
+                    [g[:2] for g in ground_truth(targets)],
                     class_names=getattr(data_spec, "class_names", None))
     return [path]
 
@@ -187,8 +187,8 @@ def serving_outputs(model, outputs, export_spec):
     config = getattr(export_spec, "config", None) or {}
     extra = (config.get("recipe") or {}).get("extra") or {}
     return batched_nms(
-        outputs, _head(model).anchors, score_threshold=_setting(extra, "serving_score_threshold"),
-        iou_threshold=_setting(extra, "iou_threshold"), max_boxes=_setting(extra, "max_detections"),
+        outputs, _head(model).anchors, score_threshold=setting(extra, "serving_score_threshold"),
+        iou_threshold=setting(extra, "iou_threshold"), max_boxes=setting(extra, "max_detections"),
     )
 
 
