@@ -292,3 +292,38 @@ def test_two_workers_share_a_study_on_postgresql(tiny, tmp_path, postgres):
     study = load(None, "tiny", storage=postgres)
     _check_shared(study, outs, 4, stdouts)
     assert len([k for k in study.user_attrs if k.startswith("test_")]) == 1  # test evaluated once
+
+
+def _fresh_database(url, name):
+    import psycopg2
+
+    con = psycopg2.connect(url.replace("postgresql+psycopg2", "postgresql"))
+    con.autocommit = True
+    con.cursor().execute(f"CREATE DATABASE {name}")
+    con.close()
+    return url.rsplit("/", 1)[0] + "/" + name
+
+
+def test_workers_started_together_all_open_an_empty_database(postgres):
+    """Every worker creates Optuna's tables on first use; the losers of that race retry instead of failing.
+
+    Without the retry, 6 threads released together lost the race here 6 times in 6 (UniqueViolation on pg_type).
+    """
+    import threading
+
+    url = _fresh_database(postgres, "race")
+    start, errors = threading.Barrier(6), []
+
+    def worker():
+        start.wait()
+        try:
+            search.open_storage("unused", url)
+        except ValueError as exc:
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=worker) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors

@@ -18,6 +18,7 @@ import difflib
 import json
 import math
 import os
+import random
 import re
 import shlex
 import socket
@@ -199,14 +200,31 @@ def open_storage(out: str, url: str | None = None):
     if not re.match(r"^(postgresql|mysql|sqlite)(\+\w+)?://", url):
         raise ValueError(f"--storage {url!r}: expected postgresql://USER@HOST/DB or mysql://USER@HOST/DB "
                          "(leave it out for the journal file in --out).")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(url, heartbeat_interval=10, grace_period=40,
-                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
-    except Exception as exc:  # noqa: BLE001  (SQLAlchemy and the drivers raise many types)
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise ValueError(f"--storage {_redact(url)!r}: cannot open it: {first}") from None
+    for attempt in range(_SCHEMA_TRIES):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return RDBStorage(url, heartbeat_interval=10, grace_period=40,
+                                  heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2))
+        except Exception as exc:  # noqa: BLE001  (SQLAlchemy and the drivers raise many types)
+            if _lost_schema_race(exc) and attempt + 1 < _SCHEMA_TRIES:
+                time.sleep(0.2 + random.random())  # another worker is creating the tables; they exist next time
+                continue
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ValueError(f"--storage {_redact(url)!r}: cannot open it: {first}") from None
+
+
+_SCHEMA_TRIES = 5
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Workers started together on an empty database all create Optuna's tables; all but one lose.
+
+    PostgreSQL reports the loser as a unique violation on its catalog (pg_type) or a table that already exists.
+    """
+    text = str(exc)
+    return type(exc).__name__ in ("IntegrityError", "ProgrammingError") and (
+        "pg_type_typname_nsp_index" in text or "already exists" in text or "Duplicate" in text)
 
 
 def _redact(url: str) -> str:
