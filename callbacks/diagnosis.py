@@ -8,10 +8,11 @@ Avoidable bias is train error minus a baseline (human-level or Bayes error,
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
 import keras
+
+from callbacks import reports
 
 ADVICE = {
     "high bias": "underfitting: try a bigger network, training longer, or a better optimizer / learning rate.",
@@ -71,8 +72,7 @@ def diagnose(train_error, dev_error, *, baseline_error=0.0, tolerance=0.02, metr
 def write(diagnosis: Diagnosis, run_dir) -> str:
     """Writes `diagnosis.json` and `diagnosis.txt` into `run_dir`; returns the text."""
     text = diagnosis.text()
-    with open(os.path.join(run_dir, "diagnosis.json"), "w") as f:
-        json.dump(diagnosis.to_dict(), f, indent=2)
+    reports.write_json(os.path.join(run_dir, "diagnosis.json"), diagnosis.to_dict())  # a NaN loss as null
     with open(os.path.join(run_dir, "diagnosis.txt"), "w") as f:
         f.write(text + "\n")
     return text

@@ -1,10 +1,37 @@
-"""Run reports: learning curves, confusion matrix, precision / recall / F1."""
+"""Run reports: JSON files without NaN, learning curves, confusion matrix, precision / recall / F1."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 
 import numpy as np
+
+
+def write_json(path, obj) -> None:
+    """Writes `obj` as JSON atomically; NaN and infinities become `null` (never invalid JSON)."""
+    tmp = f"{path}.tmp"
+    with open(tmp, "w") as f:
+        json.dump(finite(obj), f, indent=2, allow_nan=False)
+        f.write("\n")
+    os.replace(tmp, path)
+
+
+def finite(obj):
+    """`obj` made JSON-able (arrays, tuples, sets, numpy scalars) with every NaN / infinity as None."""
+    if isinstance(obj, dict):
+        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: finite(v)
+                for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [finite(v) for v in obj]
+    if isinstance(obj, (str, bool, int)) or obj is None:
+        return obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if hasattr(obj, "tolist"):
+        return finite(obj.tolist())
+    return str(obj)
 
 
 def _pyplot():

@@ -32,3 +32,13 @@ def test_callback_reads_last_epoch_and_writes(tmp_path, capsys):
     assert saved["verdict"] == "high variance" and saved["dev_error"] == pytest.approx(0.2)
     assert "high variance" in (tmp_path / "diagnosis.txt").read_text()
     assert "more training data" in capsys.readouterr().out
+
+
+def test_a_diverged_run_writes_null_not_nan(tmp_path):
+    """A NaN loss (no accuracy logged) reaches diagnosis.json as null: the file stays valid JSON."""
+    cb = BiasVarianceDiagnosis(run_dir=str(tmp_path))
+    cb.set_model(keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)]))
+    cb.on_train_end({"loss": float("nan"), "val_loss": float("nan")})
+    text = (tmp_path / "diagnosis.json").read_text()
+    saved = json.loads(text, parse_constant=lambda c: pytest.fail(f"{c} in diagnosis.json"))
+    assert saved["train_error"] is None and saved["dev_error"] is None

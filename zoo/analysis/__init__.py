@@ -9,7 +9,6 @@ Everything is written to `RUN/analysis/` and, as TensorBoard text and image summ
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
@@ -18,6 +17,7 @@ from zoo.analysis import confident, mistakes
 from zoo.analysis import data as data_lib
 from zoo.analysis.confident import find_label_issues
 from zoo.analysis.table import error_table, format_table
+from zoo.training import rundir
 
 __all__ = ["analyze", "error_table", "find_label_issues", "format_table"]
 
@@ -113,8 +113,7 @@ def analyze(run_dir, *, baseline=None, data=None, label_issues=False, folds=4, f
     for name, text in (("error_table.txt", format_table(table) + "\n"), ("summary.txt", summary + "\n")):
         with open(os.path.join(out_dir, name), "w") as f:
             f.write(text)
-    with open(os.path.join(out_dir, "error_table.json"), "w") as f:
-        json.dump(table, f, indent=2)
+    rundir.write_json(os.path.join(out_dir, "error_table.json"), table)
     files = [os.path.join(out_dir, "error_table.txt"), os.path.join(out_dir, "summary.txt")] + files
     _tensorboard(rd, summary, files)
     return {"table": table, "summary": summary, "files": files, "label_issues": issues}

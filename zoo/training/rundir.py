@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime
 import functools
 import json
-import math
 import os
 import zipfile
+
+from callbacks.reports import finite, write_json  # noqa: F401  (re-exported: run files are written here)
 
 CONFIG, HISTORY, METRICS, MODEL = "config.json", "history.csv", "metrics.json", "model.keras"
 BACKUP, LOGS, COMPLETE = "backup", "logs", "complete"
@@ -57,31 +58,6 @@ def prepare(out, *, resume: bool) -> str:
         )
     os.makedirs(out, exist_ok=True)
     return out
-
-
-def write_json(path, obj) -> None:
-    """Writes `obj` as JSON atomically; NaN and infinities become `null` (never invalid JSON)."""
-    tmp = f"{path}.tmp"
-    with open(tmp, "w") as f:
-        json.dump(finite(obj), f, indent=2, allow_nan=False)
-        f.write("\n")
-    os.replace(tmp, path)
-
-
-def finite(obj):
-    """`obj` made JSON-able (arrays, tuples, sets, numpy scalars) with every NaN / infinity as None."""
-    if isinstance(obj, dict):
-        return {str(k) if not isinstance(k, (str, int, float, bool)) and k is not None else k: finite(v)
-                for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [finite(v) for v in obj]
-    if isinstance(obj, (str, bool, int)) or obj is None:
-        return obj
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if hasattr(obj, "tolist"):
-        return finite(obj.tolist())
-    return str(obj)
 
 
 def read_json(path) -> dict:
