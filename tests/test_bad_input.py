@@ -239,6 +239,13 @@ def test_coco_declared_size_differing_from_the_image_is_refused(tmp_path):
                   r"\(1 image\(s\) differ\)")
 
 
+def test_voc_declared_size_differing_from_the_image_is_refused(tmp_path):
+    root = make_voc(tmp_path / "v")
+    xml = root / "Annotations" / "a.xml"
+    xml.write_text(xml.read_text().replace(f"<width>{W}</width>", f"<width>{2 * W}</width>", 1))
+    refused(root, rf"a\.xml: <size>: declares width x height {2 * W}x{H} but .*a\.\w+ decodes to {W}x{H}")
+
+
 @pytest.mark.parametrize("name", ["ca\nt", "dog\r", "a\tb", "x\x1b[31m"])
 def test_class_folder_names_with_control_characters_are_refused(tmp_path, name):
     root = make_folder(tmp_path / "f", classes=(name, "other"))

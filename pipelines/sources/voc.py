@@ -49,10 +49,16 @@ DIFFICULT = {"0": False, "1": True}
 
 
 def parse_annotation(path):
-    """The objects of one VOC XML file.
+    """The objects of one VOC XML file: `[(where, name, ymin, xmin, ymax, xmax, difficult)]` (see `parse_sized`)."""
+    return parse_sized(path)[0]
+
+
+def parse_sized(path):
+    """The objects of one VOC XML file and the image size it declares.
 
     Returns:
-        `[(where, name, ymin, xmin, ymax, xmax, difficult)]`, coordinates normalised by `<size>`.
+        `(objects, (H, W))`: `[(where, name, ymin, xmin, ymax, xmax, difficult)]`, coordinates normalised by
+        `<size>`, and that size (checked against the decoded image later, as COCO's).
 
     Raises:
         LabelError: one line naming the file (and object), the bad value and what is allowed.
@@ -83,7 +89,7 @@ def parse_annotation(path):
             raise labelled.LabelError(f"{where}: <difficult> {labelled.shown(difficult)} must be 0 or 1.")
         objects.append((where, name, (ymin - 1) / H, (xmin - 1) / W, ymax / H, xmax / W,
                         DIFFICULT.get(difficult, False)))
-    return objects
+    return objects, (H, W)
 
 
 _parse = parse_annotation  # the name older code used
@@ -97,8 +103,9 @@ def _ids(path):
 def open_voc(root, *, val_split=0.1, strict=False, channels=None, task=None, follow_symlinks=False, **_):
     confine = paths.Confine(root, follow_symlinks)
     ann_dir = os.path.join(root, "Annotations")
-    parsed = {os.path.splitext(f)[0]: parse_annotation(confine.listed(os.path.join(ann_dir, f)))
-              for f in sorted(os.listdir(ann_dir)) if f.endswith(".xml")}
+    sized = {os.path.splitext(f)[0]: (os.path.join(ann_dir, f), parse_sized(confine.listed(os.path.join(ann_dir, f))))
+             for f in sorted(os.listdir(ann_dir)) if f.endswith(".xml")}
+    parsed = {stem: objs for stem, (_, (objs, _)) in sized.items()}
     names_file = os.path.join(root, "classes.txt")
     names = (labelled.read_names_file(confine.listed(names_file)) if os.path.isfile(names_file)
              else sorted({o[1] for objs in parsed.values() for o in objs}))
@@ -129,8 +136,9 @@ def open_voc(root, *, val_split=0.1, strict=False, channels=None, task=None, fol
     if "train" not in parts:
         parts = {"train": [record(s) for s in sorted(parsed)]}
     check.warn(root)
+    declared = {images[stem]: (hw, f"{xml}: <size>") for stem, (xml, (_, hw)) in sized.items() if stem in images}
     return labelled.detection_source("voc", root, names, parts, val_split=val_split, strict=strict,
-                                     channels=channels, task=task)
+                                     channels=channels, task=task, declared_sizes=declared)
 
 
 labelled.register_layout("Pascal VOC", _matches, open_voc, TREE)
