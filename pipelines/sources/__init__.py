@@ -9,4 +9,5 @@ from pipelines.sources.base import Source, open_source, register_reader  # noqa:
 # isort: off
 from pipelines.sources import arrays, folder, tfds_source  # noqa: F401,E402
 from pipelines.sources import labelled, yolo_txt, coco, voc, masks  # noqa: F401,E402  (issue 12 layouts)
+from pipelines.sources import prepared  # noqa: F401,E402  (zoo prepare's output, before the folder reader)
 # isort: on

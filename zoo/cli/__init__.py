@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from zoo.cli import analyze, export, finetune, info, predict, preview, train, tune
+from zoo.cli import analyze, export, finetune, info, predict, prepare, preview, train, tune
 from zoo.cli.errors import CLIError, describe
 
 # One line per verb module: a new verb is a module plus its entry here.
-VERBS = (info, train, export, predict, finetune, preview, analyze, tune)
+VERBS = (info, train, export, predict, finetune, preview, analyze, tune, prepare)
 
 __all__ = ["CLIError", "build_parser", "main"]
 
