@@ -216,3 +216,95 @@ def test_a_trained_export_scores_with_only_its_runtime_and_numpy(run_exports, tm
         if expected is not None:
             assert result["accuracy"] == pytest.approx(expected, abs=1e-9)
         assert result["accuracy"] >= 0.75
+
+
+def _squares(n, size=32, seed=0):
+    """Dark noise with one bright square each (class 0 red, 1 blue): images, (class, y, x, side), masks."""
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
+    boxes, masks = [], np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        side = int(rng.integers(9, 15))
+        y, x = (int(v) for v in rng.integers(0, size - side, 2))
+        images[i, y:y + side, x:x + side, 2 * (i % 2)] = 230
+        masks[i, y:y + side, x:x + side] = i % 2 + 1
+        boxes.append((i % 2, y, x, side))
+    return images, boxes, masks
+
+
+def _detection_folder(root, images, boxes, n_train):
+    from PIL import Image
+
+    size = images.shape[1]
+    for i, (image, (c, y, x, side)) in enumerate(zip(images, boxes)):
+        split = "train" if i < n_train else "test"
+        os.makedirs(root / "images" / split, exist_ok=True)
+        os.makedirs(root / "labels" / split, exist_ok=True)
+        Image.fromarray(image).save(root / "images" / split / f"{i}.png")
+        (root / "labels" / split / f"{i}.txt").write_text(
+            f"{c} {(x + side / 2) / size} {(y + side / 2) / size} {side / size} {side / size}\n")
+    (root / "classes.txt").write_text("red\nblue\n")
+    return str(root)
+
+
+TRAINED = {  # task: (model, metric, builder arguments)
+    "detection": ("yolo", "map50", ["input_shape=(32, 32, 3)", "grid_size=4", "width=4", "anchors=((0.35, 0.35),)"]),
+    "segmentation": ("unet", "mean_iou", ["input_shape=(32, 32, 3)", "depth=2", "filters=4"]),
+}
+
+
+@pytest.fixture(scope="module", params=sorted(TRAINED))
+def trained_dense_run(request, tmp_path_factory):
+    """A tiny yolo / unet trained for a few epochs by `zoo train` on bright squares (train 24, test 12 images)."""
+    task = request.param
+    root = tmp_path_factory.mktemp(task)
+    images, boxes, masks = _squares(36)
+    if task == "detection":
+        data = _detection_folder(root / "data", images, boxes, 24)
+    else:
+        data = str(root / "data.npz")
+        np.savez(data, x_train=images[:24], y_train=masks[:24], x_test=images[24:], y_test=masks[24:])
+    name, metric, model_args = TRAINED[task]
+    argv = ["train", name, "--data", data, "--out", str(root / "run"), "--epochs", "4", "--batch-size", "8",
+            "--lr", "3e-3", "--optimizer", "adam", "--val-split", "0.1", "--precision", "float32", "--xla", "off",
+            "--augment", "none"]
+    for arg in model_args:
+        argv += ["--model-arg", arg]
+    assert main(argv) == 0
+    return task, metric, str(root / "run")
+
+
+def test_int8_of_trained_detection_and_segmentation_records_the_tasks_metric(trained_dense_run, tmp_path, capsys):
+    task, metric, run = trained_dense_run
+    base = tmp_path / "out"
+    tests = {}
+    for fmt in ("tflite", "onnx"):
+        assert main(["export", run, "--out", str(base), "--format", fmt, "--quantize", "int8", "--allow-drop"]) == 0
+        version = capsys.readouterr().out.strip().splitlines()[-1]
+        (record,) = _info(version)["files"]
+        tests[fmt] = test = record["test"]
+        assert test["split"] == "test" and test["examples"] == 12 and test["metric"] == metric, test
+        assert 0.0 <= test["quantized"] <= 1.0 and 0.0 <= test["float"] <= 1.0
+        assert test["drop_points"] == pytest.approx(100 * (test["float"] - test["quantized"]), abs=1e-3)
+    # One float model, one test split: both files carry the same float score beside their own.
+    assert tests["tflite"]["float"] == tests["onnx"]["float"]
+
+
+def test_int8_past_the_allowed_drop_is_refused_unless_allow_drop(trained_dense_run, tmp_path, capsys, monkeypatch):
+    from zoo.export import portable
+
+    task, metric, run = trained_dense_run
+    base = tmp_path / "out"
+    argv = ["export", run, "--out", str(base), "--format", "onnx", "--quantize", "int8"]
+    assert main(argv + ["--allow-drop"]) == 0
+    (record,) = _info(capsys.readouterr().out.strip().splitlines()[-1])["files"]
+    drop = record["test"]["drop_points"]
+    monkeypatch.setattr(portable, "MAX_DROP", drop - 0.5)  # this run's measured drop is now over the limit
+    assert main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("zoo: error: model_int8.onnx loses ") and metric in err[0]
+    assert err[0].endswith("pass --allow-drop to keep it anyway.")
+    assert sorted(os.listdir(base)) == ["1"]  # the refused version left nothing behind
+    with pytest.warns(UserWarning, match=f"points of {metric}"):
+        assert main(argv + ["--allow-drop"]) == 0
+    assert "zoo: WARNING: model_int8.onnx loses" in capsys.readouterr().out and sorted(os.listdir(base)) == ["1", "2"]
