@@ -42,16 +42,23 @@ from zoo.models.lenet import LENET5_RECIPE  # noqa: E402
 OLD = {"epochs": 10, "augment": ("crop",), "lr_schedule": "piecewise",
        "schedule_args": {"boundaries_epochs": [8, 14], "values": [1e-3, 3e-4, 1e-4]}, "extra": {}}
 RECIPE = {"epochs": LENET5_RECIPE.epochs, "augment": tuple(LENET5_RECIPE.augment),
+          "augment_args": dict(LENET5_RECIPE.augment_args),
           "lr_schedule": LENET5_RECIPE.lr_schedule, "schedule_args": dict(LENET5_RECIPE.schedule_args),
           "extra": dict(LENET5_RECIPE.extra)}
 # The candidate issue 19 suggested: the paper's kind of distortion (small shifts), two decays in 10 epochs.
 SHIFT = {"epochs": 10, "augment": ("pad_crop",), "lr_schedule": "piecewise",
          "schedule_args": {"boundaries_epochs": [5, 8], "values": [1e-3, 3e-4, 1e-4]}, "extra": {"pad_pixels": 2}}
+# Issue 19's milder distortions, at the recipe's schedule: LeCun et al. 1998's kind (small rotations, scalings and
+# shifts of ~2 px on 28x28) as one random affine map, and the random-resized crop limited to 80-100% of the area.
+AFFINE = {**OLD, "augment": ("affine",), "augment_args": {"rotate": 10.0, "scale": (0.9, 1.1), "shift": 0.07}}
+CROP_MILD = {**OLD, "augment": ("crop",), "augment_args": {"crop_scale": (0.8, 1.0)}}
 ARMS = {
     "old": OLD,
     "recipe": RECIPE,
     "shift": SHIFT,
     "none": {**SHIFT, "augment": (), "extra": {}},
+    "affine": AFFINE,
+    "crop_mild": CROP_MILD,
     "paper": {**SHIFT, "schedule_args": {"boundaries_epochs": [2, 5, 8], "values": [1e-3, 5e-4, 2e-4, 1e-4]}},
 }
 

@@ -6,6 +6,9 @@ import tensorflow as tf
 
 import pipelines
 from pipelines.augment import Policy, albu, choose_backend, tf_ops
+from pipelines.augment import recipe as aug_recipe
+from zoo.cli.train import parse_sets
+from zoo.recipes import Recipe
 
 GEOMETRIC = Policy(names=("flip", "crop", "distort"), crop_scale=(0.4, 1.0), distort=0.15, min_visibility=0.25)
 
@@ -65,6 +68,65 @@ def test_albumentations_boxes_follow_flip_crop_perspective():
     _check_boxes(imgs, bs, cs)
 
 
+AFFINE = Policy(names=("affine",), rotate=20, scale=(0.8, 1.2), shift=0.1, shear=10, min_visibility=0.25)
+
+
+def test_tf_boxes_follow_affine():
+    images, boxes, classes = _box_images()
+    ex = {"image": tf.constant(images), "boxes": tf.constant(boxes), "classes": tf.constant(classes)}
+    out = tf_ops.augment_batch(ex, tf.constant([5, 6], tf.int64), AFFINE, (32, 32))
+    _check_boxes(out["image"].numpy(), out["boxes"].numpy(), out["classes"].numpy())
+
+
+def test_albumentations_boxes_follow_affine():
+    images, boxes, classes = _box_images()
+    ds = tf.data.Dataset.from_tensor_slices({"image": images, "boxes": boxes, "classes": classes})
+    res = list(albu.apply(ds, AFFINE, (32, 32), "detection", seed=2).as_numpy_iterator())
+    bs = np.zeros((len(res), 3, 4), np.float32)
+    cs = np.full((len(res), 3), -1, np.int32)
+    for i, r in enumerate(res):
+        bs[i, : len(r["boxes"])], cs[i, : len(r["classes"])] = r["boxes"], r["classes"]
+    _check_boxes(np.stack([r["image"] for r in res]), bs, cs)
+
+
+def _extents(policy, seed=0):
+    """Bright-pixel extents (pixels) of a centred 8x8 square on 32x32 after `policy`."""
+    img = np.zeros((16, 32, 32, 1), np.uint8)
+    img[:, 12:20, 12:20] = 255
+    out = tf_ops.augment_batch({"image": tf.constant(img)}, tf.constant([seed, 1], tf.int64), policy, (32, 32))
+    return np.stack([_extent(o, 1) for o in out["image"].numpy()])
+
+
+def test_affine_strengths_in_closed_form():
+    zoom = _extents(Policy(names=("affine",), rotate=0, scale=(2.0, 2.0), shift=0.0))
+    np.testing.assert_allclose(zoom, np.tile([8, 8, 24, 24], (16, 1)), atol=1)  # 2x about the centre
+    moved = _extents(Policy(names=("affine",), rotate=0, scale=(1.0, 1.0), shift=0.25))
+    np.testing.assert_allclose(moved[:, 2:] - moved[:, :2], 8, atol=1)  # same size, shifted by <= 8 px
+    assert np.abs(moved[:, :2] - 12).max() <= 9 and np.abs(moved[:, :2] - 12).max() >= 3
+    turned = _extents(Policy(names=("affine",), rotate=45, scale=(1.0, 1.0), shift=0.0))
+    sides = turned[:, 2:] - turned[:, :2]  # a square turned by a from -45..45 deg spans 8(|cos a| + |sin a|)
+    assert sides.max() >= 10 and sides.min() >= 7 and sides.max() <= 8 * 2**0.5 + 1.5
+
+
+def test_recipe_strengths_reach_the_policy_and_bad_ones_name_themselves():
+    r = Recipe(augment=("affine", "pad_crop"), augment_args={"rotate": 5, "scale": [0.95, 1.05], "pad_pixels": 2})
+    policy, local = aug_recipe.from_recipe(r)
+    assert policy.names == ("affine",) and policy.rotate == 5 and policy.scale == (0.95, 1.05)
+    assert local == {"pad_crop": {"pad": 2}}
+    assert aug_recipe.from_recipe(Recipe(augment=("pad_crop",), extra={"pad_pixels": 3}))[1]["pad_crop"]["pad"] == 3
+    assert aug_recipe.from_recipe(Recipe()) == ((), {})
+    sets = parse_sets(["augment=crop", "augment_args={'crop_scale': (0.8, 1.0)}"])
+    assert aug_recipe.from_recipe(Recipe().override(**sets))[0].crop_scale == (0.8, 1.0)
+    for args, message in [({"rotation": 10}, "Unknown augment_args key 'rotation'.*Did you mean 'rotate'"),
+                          ({"scale": (1.2, 0.9)}, r"scale=\(1.2, 0.9\) must be \(low, high\)"),
+                          ({"rotate": "10"}, "rotate='10' must be a number in"),
+                          ({"pad_pixels": -1}, "pad_pixels=-1 must be an integer >= 0")]:
+        with pytest.raises(ValueError, match=message):
+            aug_recipe.from_recipe(Recipe(augment=("affine",), augment_args=args))
+    with pytest.raises(ValueError, match="augment_args` must be a dict"):
+        aug_recipe.from_recipe(Recipe(augment=("affine",), augment_args=[("rotate", 1)]))
+
+
 def test_boxes_dropped_when_cropped_away_and_compacted():
     img = np.zeros((1, 40, 40, 3), np.uint8)
     boxes = np.array([[[0.0, 0.0, 0.1, 0.1], [0.4, 0.4, 0.6, 0.6], [0, 0, 0, 0]]], np.float32)
@@ -83,7 +145,8 @@ def test_boxes_dropped_when_cropped_away_and_compacted():
 
 
 @pytest.mark.parametrize("backend,names", [("tf", ("flip", "crop", "distort")), ("tf", ("flip", "crop")),
-                                           ("albumentations", ("flip", "crop", "distort"))])
+                                           ("albumentations", ("flip", "crop", "distort")), ("tf", ("affine",)),
+                                           ("albumentations", ("affine",))])
 def test_masks_follow_image_with_nearest_neighbour(backend, names):
     rng = np.random.default_rng(0)
     mask = np.zeros((8, 40, 40), np.uint8)
@@ -157,6 +220,8 @@ def test_auto_backend_reads_measured_table():
     table["us_per_image"]["flip"] = {"tf": 10.0, "albumentations": 0.0}
     assert choose_backend(Policy(names=("flip",)), table) == "albumentations"
     assert choose_backend(Policy(names=("distort",), distort_kind="elastic"), table) == "albumentations"
+    table["us_per_image"]["distort"] = {"tf": 1.0, "albumentations": 30.0}  # unmeasured "affine" costs as distort
+    assert choose_backend(Policy(names=("affine",)), table) == "tf"
     with pytest.raises(ValueError, match="distort_kind='grid' needs backend='albumentations'"):
         pipelines.build(_pair(), augment=Policy(names=("distort",), distort_kind="grid"), backend="tf")
 

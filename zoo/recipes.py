@@ -24,7 +24,9 @@ class Recipe:
             as an L2 penalty on kernels otherwise).
         lr_schedule: Name of a schedule in `callbacks.schedules` or None.
         schedule_args: Keyword arguments of the schedule.
-        augment: Augmentations applied to the training split.
+        augment: Augmentations applied to the training split (`pipelines.augment.NAMES` or "pad_crop").
+        augment_args: Their strengths by name, e.g. `{"rotate": 10, "scale": (0.9, 1.1), "shift": 0.07}`
+            (fields of `pipelines.augment.Policy`, and "pad_pixels" for "pad_crop"); unset ones keep defaults.
         early_stopping: Patience in epochs on the dev metric, or None.
         monitor: The metric early stopping and the plateau schedule watch on the dev split (on the
             training split when there is no dev split): "loss" or a metric the model logs ("accuracy", ...).
@@ -47,6 +49,7 @@ class Recipe:
     lr_schedule: str | None = None
     schedule_args: dict = dataclasses.field(default_factory=dict)
     augment: tuple = ()
+    augment_args: dict = dataclasses.field(default_factory=dict)
     early_stopping: int | None = None
     monitor: str = "loss"
     val_split: float = 0.1

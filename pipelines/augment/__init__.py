@@ -1,4 +1,4 @@
-"""Augmentation: flip, crop, color, distort; box- and mask-aware; two backends.
+"""Augmentation: flip, crop, affine, color, distort; box- and mask-aware; two backends.
 
 `"tf"` (vectorised native ops per batch, `tf_ops`) and `"albumentations"` (its
 catalogue per example, `albu`). `"auto"` picks, for the requested transforms,
@@ -30,7 +30,8 @@ def choose_backend(policy: Policy, table: dict | None = None) -> str:
     if "distort" in policy and policy.distort_kind != "perspective":
         return "albumentations"
     costs = (table or measured())["us_per_image"]
-    total = {b: sum(costs[n][b] for n in ("base",) + policy.names) for b in ("tf", "albumentations")}
+    # Unmeasured transforms cost what "distort" does (the same projective warp on either backend).
+    total = {b: sum(costs.get(n, costs["distort"])[b] for n in ("base",) + policy.names) for b in ("tf", "albumentations")}
     return min(total, key=total.get)
 
 

@@ -38,6 +38,10 @@ def compose(policy, out_hw, with_boxes=False):
                                        mask_interpolation=exact, p=1.0))
     else:
         ops.append(A.Resize(h, w, mask_interpolation=exact))
+    if "affine" in policy:
+        ops.append(A.Affine(scale=policy.scale, translate_percent=(-policy.shift, policy.shift),
+                            rotate=(-policy.rotate, policy.rotate), shear={"x": (-policy.shear, policy.shear), "y": 0},
+                            fill=0, fill_mask=255, mask_interpolation=cv2.INTER_NEAREST, p=1.0))
     if "color" in policy:
         ops.append(A.ColorJitter(brightness=policy.brightness, contrast=policy.contrast,
                                  saturation=policy.saturation, hue=policy.hue, p=1.0))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 
-NAMES = ("flip", "crop", "color", "distort")
+NAMES = ("flip", "crop", "affine", "color", "distort")
 DISTORT_KINDS = ("perspective", "elastic", "grid")
 
 
@@ -18,6 +18,10 @@ class Policy:
         flip_prob: Probability of a horizontal flip.
         crop_scale: Range of the crop's area as a fraction of the image (random resized crop).
         crop_ratio: Range of the crop's aspect ratio (width / height).
+        rotate: Max rotation of "affine", in degrees either way.
+        scale: Range of the "affine" zoom factor (above 1 enlarges the content).
+        shift: Max "affine" translation, as a fraction of each side, either way.
+        shear: Max horizontal shear of "affine", in degrees either way.
         brightness: Max brightness shift as a fraction of the value range.
         contrast: Max relative contrast change.
         saturation: Max relative saturation change.
@@ -32,6 +36,10 @@ class Policy:
     flip_prob: float = 0.5
     crop_scale: tuple = (0.5, 1.0)
     crop_ratio: tuple = (3 / 4, 4 / 3)
+    rotate: float = 10.0
+    scale: tuple = (0.9, 1.1)
+    shift: float = 0.07
+    shear: float = 0.0
     brightness: float = 0.2
     contrast: float = 0.2
     saturation: float = 0.2
@@ -47,9 +55,16 @@ class Policy:
         object.__setattr__(self, "names", tuple(n for n in NAMES if n in names))
         if self.distort_kind not in DISTORT_KINDS:
             raise ValueError(f"Unknown distort_kind {self.distort_kind!r}; allowed: {', '.join(DISTORT_KINDS)}.")
-        lo, hi = self.crop_scale
-        if not 0 < lo <= hi <= 1:
-            raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1; received: {self.crop_scale!r}.")
+        for key in ("crop_scale", "crop_ratio", "scale"):  # tuples: a Policy is hashable (albu pools by it)
+            value = getattr(self, key)
+            object.__setattr__(self, key, tuple(value) if isinstance(value, list) else value)
+        _check_range("crop_scale", self.crop_scale, 0, 1)
+        _check_range("crop_ratio", self.crop_ratio, 0, float("inf"))
+        _check_range("scale", self.scale, 0, float("inf"))
+        for key, hi in (("rotate", 180), ("shear", 60), ("shift", 1), ("flip_prob", 1)):
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= hi:
+                raise ValueError(f"Augmentation strength {key}={value!r} must be a number in [0, {hi}].")
 
     def __contains__(self, name):
         return name in self.names
@@ -58,12 +73,34 @@ class Policy:
         return dataclasses.asdict(self)
 
 
+def _check_range(key, value, lo, hi):
+    ok = isinstance(value, (tuple, list)) and len(value) == 2 and all(
+        isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not (ok and lo < value[0] <= value[1] <= hi):
+        bound = "" if hi == float("inf") else f" <= {hi}"
+        raise ValueError(f"Augmentation strength {key}={value!r} must be (low, high) with {lo} < low <= high{bound}.")
+
+
 def check_name(name):
     if name not in NAMES:
         close = difflib.get_close_matches(str(name), NAMES, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
         raise ValueError(f"Unknown augmentation {name!r}; allowed: {', '.join(NAMES)}.{hint}")
     return name
+
+
+STRENGTHS = tuple(f.name for f in dataclasses.fields(Policy) if f.name != "names")
+
+
+def from_args(names, args: dict | None = None) -> Policy:
+    """`Policy(names, **args)`; an unknown strength raises ValueError naming it and the allowed ones."""
+    args = dict(args or {})
+    for key in args:
+        if key not in STRENGTHS:
+            close = difflib.get_close_matches(str(key), STRENGTHS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Unknown augmentation strength {key!r}; allowed: {', '.join(STRENGTHS)}.{hint}")
+    return Policy(names=tuple(names), **args)
 
 
 def as_policy(augment) -> Policy | None:
@@ -75,6 +112,7 @@ def as_policy(augment) -> Policy | None:
     if isinstance(augment, str):
         augment = [a for a in augment.replace(",", "+").split("+") if a]
     if isinstance(augment, dict):
-        return as_policy(Policy(**augment))
+        augment = dict(augment)
+        return as_policy(from_args(augment.pop("names", ()), augment))
     names = tuple(augment)
     return Policy(names=names) if names else None

@@ -1,11 +1,17 @@
-"""Augmentations the training loop adds to the pipeline's: recipe aliases and batched pad-and-crop."""
+"""Augmentations as a recipe names them: aliases, strengths (`augment_args`) and batched pad-and-crop."""
 
 from __future__ import annotations
+
+import difflib
+
+from pipelines.augment.policy import STRENGTHS, from_args
 
 # Recipe names -> the pipeline's names (`pipelines.augment.NAMES`).
 ALIASES = {"random_resized_crop": "crop", "hflip": "flip"}
 # Applied here, on batches after normalisation (zero padding = padding with the mean when standardised).
 LOCAL = ("pad_crop",)
+# Strengths of the local transforms (the pipeline's are `Policy` fields) and their defaults.
+LOCAL_ARGS = {"pad_pixels": 4}
 
 
 def split_names(augment) -> tuple[tuple, tuple]:
@@ -17,6 +23,33 @@ def split_names(augment) -> tuple[tuple, tuple]:
         name = ALIASES.get(name, name)
         (local if name in LOCAL else pipeline).append(name)
     return tuple(dict.fromkeys(pipeline)), tuple(dict.fromkeys(local))
+
+
+def from_recipe(recipe):
+    """The recipe's augmentation with its strengths: `(pipeline Policy or (), {local name: kwargs})`.
+
+    `recipe.augment_args` sets strengths by name (`Policy` fields such as `crop_scale`, `rotate`, `shift`,
+    and `pad_pixels`); `extra["pad_pixels"]` is still read for older recipes.
+
+    Raises:
+        ValueError: An unknown augmentation or strength, or a strength out of its range (one line, naming it).
+    """
+    args = getattr(recipe, "augment_args", None) or {}
+    if not isinstance(args, dict):
+        raise ValueError(f"`augment_args` must be a dict, e.g. --set augment_args={{'rotate': 10}}. "
+                         f"Received: augment_args={args!r}")
+    allowed = STRENGTHS + tuple(LOCAL_ARGS)
+    for key in args:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"Unknown augment_args key {key!r}; allowed: {', '.join(allowed)}.{hint}")
+    names, local = split_names(recipe.augment)
+    policy = from_args(names, {k: v for k, v in args.items() if k in STRENGTHS}) if names else ()
+    pad = args.get("pad_pixels", (getattr(recipe, "extra", None) or {}).get("pad_pixels", LOCAL_ARGS["pad_pixels"]))
+    if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:
+        raise ValueError(f"Augmentation strength pad_pixels={pad!r} must be an integer >= 0.")
+    return policy, ({"pad_crop": {"pad": pad}} if "pad_crop" in local else {})
 
 
 def pad_crop(dataset, pad: int = 4, seed=None):

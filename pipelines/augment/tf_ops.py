@@ -1,6 +1,6 @@
 """The native backend: vectorised, box- and mask-aware augmentation of whole batches.
 
-Flip, random resized crop, perspective distortion and the final resize are one
+Flip, random resized crop, affine (rotation, scale, shear, shift), perspective distortion and the final resize are one
 homography per image, applied in a single `ImageProjectiveTransformV3` call per
 batch (bilinear for images, nearest for masks so class ids never blend). Boxes
 go through the inverse homography: their corners are mapped, enclosed, clipped,
@@ -45,6 +45,22 @@ def _translate(b, t):
     return tf.broadcast_to(m, [b, 3, 3])
 
 
+def _affine(seed, quad, size, policy):
+    """Rotates, scales, shears and shifts the source quad [B, 4, 2] about its centre (LeCun et al. 1998's
+    small planar distortions); `size` [B, 2] is the quad's width and height in input pixels."""
+    b = tf.shape(quad)[0]
+    s = tf.random.experimental.stateless_split(seed, 4)
+    deg = math.pi / 180
+    angle = _uniform(s[0], [b], -policy.rotate * deg, policy.rotate * deg)
+    zoom = _uniform(s[1], [b], *policy.scale)
+    shear = tf.tan(_uniform(s[2], [b], -policy.shear * deg, policy.shear * deg))
+    move = _uniform(s[3], [b, 2], -policy.shift, policy.shift) * size
+    c, sn = tf.cos(angle) / zoom, tf.sin(angle) / zoom  # source = A @ (output offset): inverse zoom
+    a = tf.reshape(tf.stack([c, c * shear - sn, sn, sn * shear + c], -1), [-1, 2, 2])
+    centre = tf.reduce_mean(quad, axis=1, keepdims=True)
+    return tf.einsum("bij,bkj->bki", a, quad - centre) + centre - move[:, None, :]
+
+
 def homography(seed, batch, in_hw, out_hw, policy):
     """Random output->input homographies in pixel-edge coordinates, [B, 3, 3]."""
     s = tf.random.experimental.stateless_split(seed, 5)
@@ -63,6 +79,8 @@ def homography(seed, batch, in_hw, out_hw, policy):
         x0, y0 = tf.zeros([batch]), tf.zeros([batch])
     quad = tf.stack([tf.stack([x0, y0], -1), tf.stack([x0 + w, y0], -1),
                      tf.stack([x0 + w, y0 + h], -1), tf.stack([x0, y0 + h], -1)], axis=1)
+    if "affine" in policy:
+        quad = _affine(tf.random.experimental.stateless_fold_in(seed, 5), quad, tf.stack([w, h], -1), policy)
     if "distort" in policy and policy.distort_kind == "perspective":
         inward = tf.constant([[1.0, 1.0], [-1.0, 1.0], [-1.0, -1.0], [1.0, -1.0]])
         jitter = _uniform(s[3], [batch, 4, 2], 0.0, policy.distort)
@@ -148,10 +166,10 @@ def augment_batch(ex, seed, policy, out_hw, vmax=255.0):
     images = ex["image"]
     b, in_hw = tf.shape(images)[0], tf.shape(images)[1:3]
     s = tf.random.experimental.stateless_split(seed, 2)
-    geometric = any(n in policy for n in ("flip", "crop")) or ("distort" in policy)
+    geometric = any(n in policy for n in ("flip", "crop", "affine", "distort"))
     if geometric or tuple(images.shape[1:3]) != tuple(out_hw):
         m = homography(s[0], b, in_hw, out_hw, policy)
-        if "distort" in policy:
+        if "distort" in policy or "affine" in policy:
             ex["image"] = _transform(tf.cast(images, tf.float32), m, out_hw, "BILINEAR", 0.0)
             if "mask" in ex:
                 mask = tf.cast(ex["mask"][..., None], tf.int32)

@@ -146,7 +146,7 @@ def sequence_dataset(source, split, recipe, data_spec, training, *, model=None, 
     from pipelines.augment import recipe as aug
 
     options = {"split": split, "task": "sequence", "batch_size": recipe.batch_size,
-               "augment": aug.split_names(recipe.augment)[0] if training else (), "shuffle": training,
+               "augment": aug.from_recipe(recipe)[0] if training else (), "shuffle": training,
                "normalization": recipe.normalization, "val_split": recipe.val_split}
     ds = pipelines.build(source, **{**options, **kw})
     spec = ds.element_spec[0]

@@ -111,7 +111,7 @@ def make_dataset(task, source, split, recipe, data_spec, training, **kw):
         training: Shuffle and augment.
         **kw: `model=` (hooks that need it) and `pipelines.build` keywords (`seed`, `image_size`...).
     """
-    pipe_aug, local_aug = aug.split_names(recipe.augment)
+    pipe_aug, local_aug = aug.from_recipe(recipe)
     if task.make_dataset is not None:
         ds = task.make_dataset(source, split, recipe, data_spec, training, **kw)
     else:
@@ -122,5 +122,5 @@ def make_dataset(task, source, split, recipe, data_spec, training, **kw):
                              augment=pipe_aug if training else (), shuffle=training,
                              normalization=recipe.normalization, val_split=recipe.val_split, **kw)
     if training and "pad_crop" in local_aug:
-        ds = aug.pad_crop(ds, int(recipe.extra.get("pad_pixels", 4)), seed=kw.get("seed"))
+        ds = aug.pad_crop(ds, **local_aug["pad_crop"], seed=kw.get("seed"))
     return ds

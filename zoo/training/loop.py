@@ -66,11 +66,7 @@ def _check_recipe(recipe: Recipe) -> None:
     if not isinstance(recipe.extra, dict):
         raise ValueError(f"`extra` must be a dict, e.g. --set extra={{'pad_pixels': 4}}. Received: extra={recipe.extra!r}")
     cb.schedules.check_name(recipe.lr_schedule)
-    names, _ = aug.split_names(recipe.augment)
-    if names:
-        from pipelines.augment import as_policy
-
-        as_policy(names)
+    aug.from_recipe(recipe)
 
 
 def _classes_for(builder, num_classes: int) -> int:
