@@ -44,7 +44,7 @@ def from_recipe(recipe):
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(f"Unknown augment_args key {key!r}; allowed: {', '.join(allowed)}.{hint}")
-    names, local = split_names(recipe.augment)
+    names, local = split_names(getattr(recipe, "augment", ()))
     policy = from_args(names, {k: v for k, v in args.items() if k in STRENGTHS}) if names else ()
     pad = args.get("pad_pixels", (getattr(recipe, "extra", None) or {}).get("pad_pixels", LOCAL_ARGS["pad_pixels"]))
     if isinstance(pad, bool) or not isinstance(pad, int) or pad < 0:

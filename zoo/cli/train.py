@@ -159,7 +159,8 @@ def _add_train_options(p):
                    choices=("none", "inverse_time", "exponential", "inverse_sqrt", "step", "piecewise", "cosine",
                             "plateau"),
                    help="learning-rate decay (arguments via --set schedule_args={...})")
-    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort (or pad_crop); 'none' for none")
+    p.add_argument("--augment", help="comma-separated: flip,crop,affine,color,distort (or pad_crop); 'none' for none; "
+                   "strengths with --set augment_args={...}")
     p.add_argument("--early-stopping", dest="early_stopping", type=int, metavar="PATIENCE",
                    help="stop after PATIENCE epochs without dev improvement (best weights restored)")
     p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")

@@ -65,6 +65,7 @@ def make_dataset(source, split, recipe, data_spec, training, *, model=None, **kw
         **kwargs: Passed on to `pipelines.build` (e.g. `seed`, `image_size`, `backend`).
     """
     import pipelines
+    from pipelines.augment import recipe as aug
 
     if model is None:
         raise ValueError("The detection make_dataset hook needs `model=` (grid size and anchors come from it).")
@@ -72,7 +73,7 @@ def make_dataset(source, split, recipe, data_spec, training, *, model=None, **kw
         "split": split,
         "task": "detection",
         "batch_size": recipe.batch_size,
-        "augment": tuple(recipe.augment) if training else (),
+        "augment": aug.from_recipe(recipe)[0] if training else (),
         "normalization": recipe.normalization,
         "val_split": recipe.val_split,
         "shuffle": training,

@@ -168,6 +168,7 @@ def identity_examples(source, split, recipe=None, data_spec=None, training=False
     """
     import pipelines
     from pipelines import core
+    from pipelines.augment import recipe as aug
 
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r}; allowed: {', '.join(SPLITS)}.")
@@ -182,7 +183,7 @@ def identity_examples(source, split, recipe=None, data_spec=None, training=False
     kw = dict(build_kw, task="embedding", batch_size=None, seed=seed)
     if recipe is not None:
         kw.setdefault("normalization", recipe.normalization)
-    augment = tuple(getattr(recipe, "augment", ()) or ()) if training else ()
+    augment = aug.from_recipe(recipe)[0] if training and recipe is not None else ()
     if split not in plan.ids:
         return pipelines.build(src, split=split, augment=augment, shuffle=training, **kw)
     parts = [pipelines.build(src, split=s, augment=augment, shuffle=False, **kw) for s in plan.pooled]
