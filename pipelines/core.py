@@ -299,6 +299,10 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     options = tf.data.Options()
     # unshuffled splits keep the source order; so does a train-dev carve (its mask is by read position)
     options.deterministic = bool(deterministic) or not shuffle or bool(train_dev)
-    options.experimental_distribute.auto_shard_policy = sharding.policy(  # FILE needs a file per worker
-        src.extra.get("files", {}).get(splits_lib._ALIASES.get(split, split)))
+    name = splits_lib._ALIASES.get(split, split)
+    # FILE needs a file per worker, and no zip with a Range or Random dataset (train-dev carve, augmentation
+    # seeds): tf.data cannot FILE-shard those ("Did not find a shardable source"); DATA then.
+    zipped = policy is not None or (bool(train_dev) and name in ("train", splits_lib.TRAIN_DEV))
+    options.experimental_distribute.auto_shard_policy = sharding.policy(
+        None if zipped else src.extra.get("files", {}).get(name))
     return ds.with_options(options)
