@@ -111,14 +111,19 @@ def _matrix():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("kind", ["npz", "folder", "shapes"])
+@pytest.mark.parametrize("kind", ["npz", "folder", "shapes", "prepared"])
 def test_two_zoo_train_workers_train_together(tmp_path, kind):
     """Two workers under TF_CONFIG on 127.0.0.1 train one model on each source kind (issue 24: `shapes` has
     one record file per split, so tf.data's default FILE sharding failed; DATA is used below one file per worker)."""
     import os
 
     sources = _matrix().Sources(tmp_path / "data")
-    data = sources.get(kind, 3)
+    data = sources.get("folder" if kind == "prepared" else kind, 3)
+    if kind == "prepared":  # zoo prepare's shards of the folder: 2 record files per split, FILE sharding
+        from pipelines import prepare
+
+        prepare.prepare(data, tmp_path / "data" / "prepared", num_shards=2)
+        data = tmp_path / "data" / "prepared"
     ports = [_free_port(), _free_port()]
     cluster = {"worker": [f"127.0.0.1:{p}" for p in ports]}
     run = tmp_path / "run"

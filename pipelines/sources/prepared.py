@@ -73,9 +73,16 @@ def open_prepared(root, *, task=None, **_):
     shape = tuple(meta["image_shape"])
     convert = _convert(meta["task"], shape[-1])
 
+    files = _record_files(info, mapping, where)
+    skip = {"image": tfds.decode.SkipDecoding()}
+
     def read(split):
         real = mapping.get(splits_lib.canonical(split), split)
-        ds = builder.as_dataset(split=real, shuffle_files=False, decoders={"image": tfds.decode.SkipDecoding()})
+        if real in files:  # TFRecord shards in order: tf.data's FILE sharding gives each worker its own
+            ds = tf.data.TFRecordDataset(files[real]).map(
+                lambda rec: info.features.deserialize_example(rec, decoders=skip), num_parallel_calls=tf.data.AUTOTUNE)
+        else:  # a slice ("train[:50%]") or ArrayRecord shards: TFDS' reader
+            ds = builder.as_dataset(split=real, shuffle_files=False, decoders=skip)
         return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
 
     return Source(
@@ -89,8 +96,17 @@ def open_prepared(root, *, task=None, **_):
         max_boxes=meta.get("max_boxes"),
         cache_key=("prepared", os.path.abspath(where), os.stat(os.path.join(where, INFO)).st_mtime_ns),
         extra={"common_size": meta.get("common_size"), "prepared_from": meta.get("source"),
-               "files": {s: len(info.splits[real].filenames) for s, real in mapping.items()}},
+               "files": {s: len(files[real]) for s, real in mapping.items() if real in files}},
     )
+
+
+def _record_files(info, mapping, where):
+    """`{tfds_split: [shard path, ...]}` in example order when the shards are TFRecord files (else empty)."""
+    import tensorflow_datasets as tfds
+
+    if info.file_format != tfds.core.FileFormat.TFRECORD:
+        return {}
+    return {real: [os.path.join(where, f) for f in info.splits[real].filenames] for real in mapping.values()}
 
 
 register_reader("prepared", _is_prepared, open_prepared, priority=8,
