@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 
 VERSION = "1.0.0"
-FORMATS = ("tfrecord", "array_record")
+FORMATS = ("tfrecord",)  # ArrayRecord shards are written by TFDS 4.9 but its `as_dataset` cannot read them
 TASKS = ("classification", "detection", "segmentation")
 _SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}  # TFDS' own split names
 READ_AHEAD = 64  # image files read concurrently ahead of the writer
@@ -172,7 +172,7 @@ def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False,
 
     out = check_out(out)
     if file_format not in FORMATS:
-        raise ValueError(f"--format {file_format!r} is not supported; allowed: {', '.join(FORMATS)}.")
+        raise ValueError(f"file_format {file_format!r} is not supported; allowed: {', '.join(FORMATS)}.")
     beam_mod = _beam() if beam else None
     src = open_source(source, **open_kw)
     if src.task not in TASKS or not hasattr(src.read, "paths"):

@@ -17,8 +17,7 @@ def _cmd_prepare(args):
         kw["strict"] = True
     if args.follow_symlinks:
         kw["follow_symlinks"] = True
-    where = prepare.prepare(args.source, args.out, num_shards=args.num_shards, file_format=args.format,
-                            beam=args.beam, **kw)
+    where = prepare.prepare(args.source, args.out, num_shards=args.num_shards, beam=args.beam, **kw)
     import pipelines
 
     spec = pipelines.inspect(args.out)
@@ -40,7 +39,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", required=True, help="a new or empty folder (nothing is overwritten)")
     p.add_argument("--num-shards", dest="num_shards", type=int,
                    help="record files per split (default: the CPU count, at least 2)")
-    p.add_argument("--format", default="tfrecord", choices=("tfrecord", "array_record"), help="default tfrecord")
     p.add_argument("--beam", action="store_true", help="write with Apache Beam's DirectRunner (needs apache-beam)")
     p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction held out when SOURCE has none")
     p.add_argument("--task", choices=("classification", "detection", "segmentation"), help="default: detected")
