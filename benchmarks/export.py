@@ -5,7 +5,8 @@
 
 Per model and format: the file's size, the median and p95 latency of one image (uint8 at the served size;
 LiteRT with XNNPACK, ONNX Runtime CPU, the TF SavedModel's `serving_default`), all with `--threads` threads,
-measured in one process one after the other (same-run ratios are what to compare on a shared machine).
+measured in one process with the formats taking turns in blocks of 10 images (so the load of a shared machine
+falls on all alike: same-run ratios are what to compare).
 `hand` rows convert the same Keras model by hand (`TFLiteConverter.from_keras_model`, `tf2onnx.convert.
 from_keras`) with no preprocessing in the graph: the zoo's file should be within 10% of it.
 
@@ -42,15 +43,19 @@ FORMATS = [("savedmodel", None), ("tflite", None), ("tflite", "float16"), ("tfli
            ("tflite", "int8"), ("onnx", None), ("onnx", "int8")]
 
 
-def latency(fn, image, reps):
-    for _ in range(3):
-        fn(image)
-    times = []
-    for _ in range(reps):
-        start = time.perf_counter()
-        fn(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times)), 1000 * float(np.percentile(times, 95))
+def latencies(arms, reps, block=10):
+    """{arm: (median ms, p95 ms)} of `fn(x)` for every `arm: (fn, x)`, the arms taking turns in blocks of
+    `block` calls (one warm-up call each, untimed), so the load of a shared machine falls on all of them alike
+    (their ratios are the comparable numbers) while one runtime's idle spinning threads do not slow the next."""
+    times = {arm: [] for arm in arms}
+    for _ in range(max(1, reps // block)):
+        for arm, (fn, x) in arms.items():
+            fn(x)
+            for _ in range(block):
+                start = time.perf_counter()
+                fn(x)
+                times[arm].append(time.perf_counter() - start)
+    return {arm: (1000 * float(np.median(t)), 1000 * float(np.percentile(t, 95))) for arm, t in times.items()}
 
 
 def lenet5_run(tmp):
@@ -124,18 +129,19 @@ def measure(name, reps, threads):
     with tempfile.TemporaryDirectory() as tmp:
         files, spec = files_for(name, tmp)
         image = np.random.default_rng(1).integers(0, 256, (1, *spec.image_shape), dtype=np.uint8)
-        for (fmt, quantize), (path, test) in files.items():
+        arms = {}
+        for key, (path, _) in files.items():
+            fmt, quantize = key
             x = image.astype(np.float32) / 255 if quantize == "hand" else image
             if fmt == "savedmodel":
                 sig = tf.saved_model.load(path).signatures["serving_default"]
-                fn = lambda im: sig(images=tf.constant(im))  # noqa: E731
+                arms[key] = (lambda im, sig=sig: sig(images=tf.constant(im)), x)
             else:
-                runtime = runtimes.load(path, num_threads=threads)
-                fn = runtime
-            med, p95 = latency(fn, x, reps)
+                arms[key] = (runtimes.load(path, num_threads=threads), x)
+        for (fmt, quantize), (med, p95) in latencies(arms, reps).items():
+            path, test = files[fmt, quantize]
             rows.append({"model": name, "format": fmt, "quantize": quantize or "float32", "bytes": size_of(path),
-                         "latency_ms_median": round(med, 3), "latency_ms_p95": round(p95, 3),
-                         "test": test})
+                         "latency_ms_median": round(med, 3), "latency_ms_p95": round(p95, 3), "test": test})
             print(json.dumps(rows[-1]), flush=True)
     return rows
 
