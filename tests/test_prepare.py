@@ -120,3 +120,13 @@ def test_prepare_refuses_bad_input_on_one_line(tmp_path, capsys):
     except ImportError:
         assert "apache-beam" in _refused(capsys, ["prepare", str(data), "--out", str(tmp_path / "o"), "--beam"])
     assert sorted(os.listdir(tmp_path)) == ["a.npz", "file", "pets", "used"]  # nothing written, no temp folder
+
+
+def test_beam_writes_the_same_shards(tmp_path):
+    pytest.importorskip("apache_beam")  # the 'prepare-beam' extra; not in 'test'
+    data = make_folder(tmp_path / "pets", per_class=4, corrupt=False)
+    prepare.prepare(data, tmp_path / "out", beam=True)
+    original, src = open_source(data), open_source(tmp_path / "out")
+    assert src.splits == original.splits
+    for split in ("train", "val", "test"):
+        assert _examples(src, split) == _examples(original, split)
