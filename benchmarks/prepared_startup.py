@@ -84,6 +84,9 @@ def main(argv=None):
     args = ap.parse_args(argv)
     base = args.dir or tempfile.mkdtemp(prefix="zoo-prepared-bench-")
     os.environ["ZOO_MANIFEST"] = "1"
+    import tensorflow_datasets as tfds
+
+    tfds.disable_progress_bar()  # TFDS' writer bars would break the table
     print(f"{os.cpu_count()}-core CPU, {platform.machine()}; load {os.getloadavg()[0]:.1f}; inspect + first batch "
           f"of {BATCH}\n")
     print("| files | arm | wall s | CPU s | CPU vs folder first run | CPU vs folder second run |")
