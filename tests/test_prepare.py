@@ -61,11 +61,13 @@ def test_prepared_folder_reads_as_the_folder(tmp_path):
         for split in ("train", "val", "test"):
             assert _examples(src, split) == _examples(original, split)  # same pixels, labels and order
     assert open_source(tmp_path / "out").extra["files"] == {"train": 2, "val": 2, "test": 2}
+    assert int(open_source(where).read("train").cardinality()) == original.splits["train"]
     builder = tfds.builder_from_directory(where)  # plain TFDS reads it too
     assert builder.info.features["label"].names == ["cat", "dog", "eel"]
     stored = next(iter(builder.as_dataset(split="train", decoders={"image": tfds.decode.SkipDecoding()})))
     first = original.read.paths("train")[0]
-    assert stored["image"].numpy() == open(first, "rb").read()  # the file's bytes, not re-encoded
+    with open(first, "rb") as f:
+        assert stored["image"].numpy() == f.read()  # the file's bytes, not re-encoded
 
 
 @pytest.mark.parametrize("maker", [make_coco, make_voc, make_yolo, make_masks], ids=["coco", "voc", "yolo", "masks"])

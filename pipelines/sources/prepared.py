@@ -81,6 +81,7 @@ def open_prepared(root, *, task=None, **_):
         if real in files:  # TFRecord shards in order: tf.data's FILE sharding gives each worker its own
             ds = tf.data.TFRecordDataset(files[real]).map(
                 lambda rec: info.features.deserialize_example(rec, decoders=skip), num_parallel_calls=tf.data.AUTOTUNE)
+            ds = ds.apply(tf.data.experimental.assert_cardinality(info.splits[real].num_examples))  # Keras' steps
         else:  # a slice ("train[:50%]"): TFDS' reader
             ds = builder.as_dataset(split=real, shuffle_files=False, decoders=skip)
         return ds.map(convert, num_parallel_calls=tf.data.AUTOTUNE)
