@@ -9,16 +9,19 @@ from zoo.recipes import Recipe
 from zoo.registry import register_model
 
 # LeCun et al. 1998 (sec. III.C, V.B) trained 20 passes with a decreasing step size and report 0.95% MNIST
-# test error, 0.8% with distortions (small random affine: shifts, scaling, squeezing, shearing). Issue 19 reports
-# 98.83% on MNIST after 10 epochs of the previous recipe (20 epochs, "crop" = random-resized crop of 50-100% of
-# the area) and suspected the crop as too strong. MNIST is not available offline, so candidates were compared on
-# the dev split of scikit-learn's digits at MNIST's step count (10 epochs x ~930 steps; benchmarks/lenet5_digits.py,
-# BENCHMARKS.md "LeNet-5"): "crop" (dev 0.993, seed 0) beat small shifts (`pad_crop`, 2 px: 0.965), no
-# augmentation (0.965) and the paper's four-step schedule with shifts (0.958); over 3 seeds crop vs shifts is
-# dev 0.984 +- 0.006 vs 0.975 +- 0.005 (SE): within noise (1.3 of 144 dev images), but the choice is made on dev,
-# so the crop stays and the recipe is the 10 epochs measured: Adam 1e-3, 3e-4 from epoch 8. Test (not used to
-# choose): 0.988 +- 0.002 for this recipe, 0.992 for shifts. Reaching 99.0% on MNIST itself is not shown here
-# (the proxy has 1,293 distinct training digits, upscaled from 8x8; its dev split is too small to separate them).
+# test error, 0.8% with distortions: small random planar affine maps (shifts, scaling, squeezing, shearing). Issue
+# 19 reports 98.83% on MNIST after 10 epochs of an earlier recipe whose "crop" (random-resized crop of 50-100% of
+# the area, aspect 3/4-4/3) zooms up to 1.4x: on a digit centred with 4 px of margin that cuts strokes off, which
+# is a stronger change than any of the paper's. This recipe keeps that recipe's 10 epochs and schedule (Adam 1e-3,
+# 3e-4 from epoch 8; the paper's four-step shape with shifts did no better on dev: 0.958, seed 0) and swaps the
+# crop for the paper's kind of distortion, one random affine map per image: rotation within +-10 degrees, scale
+# 0.9-1.1, shift up to 7% of a side (2 px on 28x28), so no stroke leaves the frame.
+# MNIST is not available offline; candidates were compared on the dev split of scikit-learn's digits at MNIST's
+# step count (10 epochs x ~930 steps, 3 seeds, mean +- SE; benchmarks/lenet5_digits.py, BENCHMARKS.md "LeNet-5"):
+# affine dev 0.991 +- 0.002, the old crop 0.984 +- 0.006, crop limited to 80-100% of the area 0.979 +- 0.000,
+# 2-px shifts alone (`pad_crop`) 0.975 +- 0.005. Chosen on dev; test (not used to choose) 0.996 +- 0.001 for
+# affine against 0.988 +- 0.002 for the old crop. This is a proxy (1,293 distinct digits upscaled from 8x8), so
+# 99.0% on MNIST itself is expected, not shown.
 LENET5_RECIPE = Recipe(
     epochs=10,
     batch_size=64,
@@ -26,7 +29,8 @@ LENET5_RECIPE = Recipe(
     lr=1e-3,
     lr_schedule="piecewise",
     schedule_args={"boundaries_epochs": [8], "values": [1e-3, 3e-4]},
-    augment=("crop",),
+    augment=("affine",),
+    augment_args={"rotate": 10.0, "scale": (0.9, 1.1), "shift": 0.07},
     early_stopping=None,
     val_split=0.1,
     normalization="scale",
