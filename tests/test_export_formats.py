@@ -308,3 +308,17 @@ def test_int8_past_the_allowed_drop_is_refused_unless_allow_drop(trained_dense_r
     with pytest.warns(UserWarning, match=f"points of {metric}"):
         assert main(argv + ["--allow-drop"]) == 0
     assert "zoo: WARNING: model_int8.onnx loses" in capsys.readouterr().out and sorted(os.listdir(base)) == ["1", "2"]
+
+
+def test_int8_litert_of_a_recurrent_model_is_refused_before_it_can_crash():
+    """LiteRT's full-integer converter segfaults on recurrent layers (TF 2.21): one line instead, naming what works."""
+    from zoo.export import onnx, portable, tflite
+
+    model = zoo.create_model("rnn", **zoo.get_spec("rnn").test_overrides)
+    _, spec, _, _ = export_lib.spec_lib.resolve(model, "scale")
+    run = object()  # any run: the check needs none of its data
+    with pytest.raises(ValueError, match=r"not available for 'rnn'.*use --quantize dynamic or float16, or --format "
+                                         r"onnx --quantize int8\.$"):
+        portable.check_exportable(tflite, spec, "int8", run, model)
+    for fmt, quantize in [(tflite, "dynamic"), (tflite, "float16"), (onnx, "int8")]:
+        portable.check_exportable(fmt, spec, quantize, run, model)  # allowed

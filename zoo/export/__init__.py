@@ -113,7 +113,7 @@ def export(
     float_model = graph.float32_model(model)
     warmup = savedmodel.warmup_inputs(spec, warmup_images)
     if FORMATS[format] is not None:
-        portable.check_exportable(FORMATS[format], spec, quantize, run)
+        portable.check_exportable(FORMATS[format], spec, quantize, run, model)
     with savedmodel.staged_version(base_dir, version, next_free=requested is None) as tmp:
         info = savedmodel.write(tmp, model, float_model, spec, metrics, warmup,
                                 os.path.basename(os.path.normpath(base_dir)))

@@ -21,8 +21,14 @@ CALIBRATION_IMAGES = 200
 MAX_TEST_IMAGES = 1000
 
 
-def check_exportable(fmt, spec, quantize, run):
+def check_exportable(fmt, spec, quantize, run, model=None):
     """One-line ValueErrors for exports a format cannot make (before any work is done)."""
+    if fmt.NAME == "tflite" and quantize == "int8" and model is not None and _recurrent(model):
+        raise ValueError(
+            f"--format tflite --quantize int8 is not available for {spec.model_name!r}: LiteRT's full-integer "
+            "converter crashes the process (segmentation fault, TF 2.21) on recurrent layers; use --quantize "
+            "dynamic or float16, or --format onnx --quantize int8."
+        )
     if spec.input_kind != "features" and None in spec.image_shape[:2]:
         raise ValueError(
             f"--format {fmt.NAME} needs a fixed image size; model {spec.model_name!r} takes any size "
@@ -35,6 +41,12 @@ def check_exportable(fmt, spec, quantize, run):
         )
     if quantize == "int8" and spec.input_kind == "features":
         raise ValueError(f"--quantize int8 takes image models; {spec.model_name!r} takes a feature vector.")
+
+
+def _recurrent(model):
+    import keras
+
+    return any(isinstance(layer, (keras.layers.RNN, keras.layers.Bidirectional)) for layer in model._flatten_layers())
 
 
 def write(fmt, path, keras_model, float_model, spec, quantize, warmup, run, *, allow_drop=False):
