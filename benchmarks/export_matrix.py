@@ -10,7 +10,8 @@ segmentation masks) or a YOLO-txt folder (detection), with train and test splits
 of `zoo.export(run, base, format=..., quantize=...)`, the function `zoo export` runs: convert, verify
 against Keras (float formats: max abs diff <= 1e-4), and for int8 calibrate on the run's train split and
 score on its test split (`allow_drop=True`: an untrained model's int8 drop is not what is measured here).
-A cell is `ok` or the error's first line.
+A cell is `ok` or the error's first line. Each model runs in its own process, so a converter that kills the
+process (a segfault) marks that cell and leaves the other models' cells alone.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -129,20 +131,40 @@ def cell(run, base, fmt, quantize):
     return {"result": result, "cpu_seconds": round(time.process_time() - start, 1), **keep}
 
 
+def model_rows(name):
+    """The rows of one model, in this process."""
+    with tempfile.TemporaryDirectory(prefix=f"zoo-matrix-{name}-") as tmp:
+        try:
+            run = tiny_run(name, tmp)
+        except Exception as exc:  # noqa: BLE001
+            return [{"model": name, "format": f, "quantize": q, "result": "build: " + one_line(exc)} for f, q in FORMATS]
+        rows = []
+        for fmt, quantize in FORMATS:
+            rows.append({"model": name, "format": fmt, "quantize": quantize,
+                         **cell(run, os.path.join(tmp, "out"), fmt, quantize)})
+            print(ROW + json.dumps(rows[-1]), flush=True)
+        return rows
+
+
+ROW = "matrix-row: "
+
+
 def matrix(names):
+    """Every model in its own process: a converter that crashes the process (a segfault) fails its cells only."""
     rows = []
     for name in names:
-        with tempfile.TemporaryDirectory(prefix=f"zoo-matrix-{name}-") as tmp:
-            try:
-                run = tiny_run(name, tmp)
-            except Exception as exc:  # noqa: BLE001
-                rows.append({"model": name, "format": "build", "quantize": None, "result": one_line(exc)})
-                print(json.dumps(rows[-1]), flush=True)
-                continue
-            for fmt, quantize in FORMATS:
-                rows.append({"model": name, "format": fmt, "quantize": quantize,
-                             **cell(run, os.path.join(tmp, "out"), fmt, quantize)})
-                print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+        proc = subprocess.run([sys.executable, __file__, "--one", name], capture_output=True, text=True)
+        got = [json.loads(line[len(ROW):]) for line in proc.stdout.splitlines() if line.startswith(ROW)]
+        done = {(r["format"], r["quantize"]) for r in got}
+        if proc.returncode:
+            reason = f"the process died (exit code {proc.returncode}) converting this format"
+            missing = [(f, q) for f, q in FORMATS if (f, q) not in done]
+            got += [{"model": name, "format": f, "quantize": q,
+                     "result": reason if i == 0 else "not run (the process died before)"}
+                    for i, (f, q) in enumerate(missing)]
+        rows += got
+        for row in got:
+            print(json.dumps(row), file=sys.stderr, flush=True)
     return rows
 
 
@@ -170,7 +192,11 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--models", nargs="+", default=zoo.list_models(), choices=zoo.list_models())
     p.add_argument("--json")
+    p.add_argument("--one", choices=zoo.list_models(), help=argparse.SUPPRESS)  # a child of `matrix`
     args = p.parse_args()
+    if args.one:
+        model_rows(args.one)
+        return
     rows = matrix(args.models)
     if args.json:
         with open(args.json, "w") as f:
