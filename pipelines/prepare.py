@@ -151,6 +151,13 @@ def _beam():
     return beam
 
 
+def _beam_config(beam):
+    """Beam's DirectRunner with one worker process per CPU."""
+    options = beam.options.pipeline_options.PipelineOptions(
+        direct_num_workers=os.cpu_count() or 1, direct_running_mode="multi_processing")
+    return {"beam_runner": beam.runners.DirectRunner(), "beam_options": options}
+
+
 def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False, **open_kw):
     """Writes `source` under `out` as a TFDS dataset; returns its version folder.
 
@@ -186,9 +193,8 @@ def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False,
         with concurrent.futures.ThreadPoolExecutor(max_workers=max(4, os.cpu_count() or 1)) as pool:
             cls = _builder_class(dataset_name(source), src, pool, beam_mod)
             builder = cls(data_dir=tmp, file_format=file_format)
-            runner = beam_mod.runners.DirectRunner() if beam_mod else None
             builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-                num_shards=shards, beam_runner=runner))
+                num_shards=shards, **(_beam_config(beam_mod) if beam_mod else {})))
         version_dir = os.path.relpath(builder.data_dir, tmp)
         shutil.rmtree(os.path.join(tmp, "downloads"), ignore_errors=True)  # TFDS' (empty) download folder
         os.chmod(tmp, 0o777 & ~_umask())
