@@ -178,6 +178,10 @@ def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False,
     from pipelines.sources import open_source
 
     out = check_out(out)
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        inside = os.path.commonpath([os.path.abspath(out), os.path.abspath(source)]) == os.path.abspath(source)
+        if inside:  # it would become part of the source (a class folder, say) on the next read
+            raise ValueError(f"--out {out!r} is inside the source folder {os.fspath(source)!r}; write it elsewhere.")
     if file_format not in FORMATS:
         raise ValueError(f"file_format {file_format!r} is not supported; allowed: {', '.join(FORMATS)}.")
     beam_mod = _beam() if beam else None

@@ -110,6 +110,7 @@ def test_prepare_refuses_bad_input_on_one_line(tmp_path, capsys):
     assert (used / "keep.txt").read_text() == "mine" and os.listdir(used) == ["keep.txt"]
     (tmp_path / "file").write_text("x")
     assert "is a file" in _refused(capsys, ["prepare", str(data), "--out", str(tmp_path / "file")])
+    assert "inside the source" in _refused(capsys, ["prepare", str(data), "--out", str(data / "prepared")])
     assert "Unknown data source" in _refused(capsys, ["prepare", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     np.savez(tmp_path / "a.npz", x_train=np.zeros((4, 4, 4, 1)), y_train=np.arange(4) % 2,
              x_test=np.zeros((2, 4, 4, 1)), y_test=np.arange(2))
