@@ -158,6 +158,17 @@ def _beam_config(beam):
     return {"beam_runner": beam.runners.DirectRunner(), "beam_options": options}
 
 
+def _check_args(source, out, file_format):
+    out = check_out(out)
+    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
+        root = os.path.abspath(source)
+        if os.path.commonpath([os.path.abspath(out), root]) == root:  # the next read would take it for data
+            raise ValueError(f"--out {out!r} is inside the source folder {os.fspath(source)!r}; write it elsewhere.")
+    if file_format not in FORMATS:
+        raise ValueError(f"file_format {file_format!r} is not supported; allowed: {', '.join(FORMATS)}.")
+    return out
+
+
 def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False, **open_kw):
     """Writes `source` under `out` as a TFDS dataset; returns its version folder.
 
@@ -177,13 +188,7 @@ def prepare(source, out, *, num_shards=None, file_format="tfrecord", beam=False,
 
     from pipelines.sources import open_source
 
-    out = check_out(out)
-    if isinstance(source, (str, os.PathLike)) and os.path.isdir(source):
-        inside = os.path.commonpath([os.path.abspath(out), os.path.abspath(source)]) == os.path.abspath(source)
-        if inside:  # it would become part of the source (a class folder, say) on the next read
-            raise ValueError(f"--out {out!r} is inside the source folder {os.fspath(source)!r}; write it elsewhere.")
-    if file_format not in FORMATS:
-        raise ValueError(f"file_format {file_format!r} is not supported; allowed: {', '.join(FORMATS)}.")
+    out = _check_args(source, out, file_format)
     beam_mod = _beam() if beam else None
     src = open_source(source, **open_kw)
     if src.task not in TASKS or not hasattr(src.read, "paths"):
