@@ -38,3 +38,36 @@ def test_serving_graph_builds_and_tflite_float32_matches_keras(tmp_path, name):
     assert record["file"] == "model_float32.tflite" and os.path.getsize(tmp_path / record["file"]) == record["bytes"]
     assert record["max_abs_diff"] <= record["tolerance"] == 1e-4
     assert set(record["outputs"]) <= served  # the portable outputs are served outputs (detection: before NMS)
+
+
+def _export_matrix():
+    import importlib.util
+    import pathlib
+
+    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
+    spec = importlib.util.spec_from_file_location("export_matrix", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_siamese_litert_int8_uses_l2_normalization_and_stays_close_to_keras(tmp_path):
+    """The embedding's UnitNormalization and the task's re-normalisation convert to LiteRT's L2_NORMALIZATION
+    (int8 kernel); written as a division, the int8 file failed when run (`div.cc: data[i] != zero_point`)."""
+    import numpy as np
+
+    from zoo.export import runtimes
+
+    matrix = _export_matrix()
+    run = matrix.tiny_run("siamese", str(tmp_path))
+    cell = matrix.cell(run, str(tmp_path / "out"), "tflite", "int8")
+    assert cell["result"] == "ok", cell
+    path = tmp_path / "out" / "1" / cell["file"]
+    ops = [op["op_name"] for op in runtimes.LiteRT(str(path)).interpreter._get_ops_details()]
+    assert ops.count("L2_NORMALIZATION") == 2 and "DIV" not in ops, ops
+    model = keras.saving.load_model(os.path.join(run, "model.keras"))
+    images = np.random.default_rng(2).integers(0, 256, (4, *model.inputs[0].shape[1:]), dtype=np.uint8)
+    got = runtimes.load(str(path))(images)["embedding"]
+    want = np.asarray(model(images.astype(np.float32) / 255))
+    np.testing.assert_allclose(np.linalg.norm(got, axis=-1), 1.0, atol=0.05)
+    assert np.min(np.sum(got * want, axis=-1)) > 0.9  # cosine of the int8 and the float embedding

@@ -31,7 +31,8 @@ def convert(path, float_model, spec, quantize=None, calibration=None):
     from zoo.export import graph
 
     int8 = quantize == "int8"
-    fn = graph.portable_function(float_model, spec, float_input=int8 and spec.input_kind != "features", batch=1)
+    model = graph.l2_normalize_layers(float_model)  # LiteRT's L2_NORMALIZATION op: int8 embeddings run
+    fn = graph.portable_function(model, spec, float_input=int8 and spec.input_kind != "features", batch=1)
     with tempfile.TemporaryDirectory(prefix="zoo-tflite-") as tmp:
         _save_frozen(fn, tmp)
         converter = tf.lite.TFLiteConverter.from_saved_model(tmp)

@@ -288,7 +288,10 @@ def serving_outputs(model, outputs, export_spec=None):
 
     emb = keras.ops.cast(outputs, "float32")
     emb = keras.ops.reshape(emb, (keras.ops.shape(emb)[0], -1))
-    return {"embedding": emb / keras.ops.maximum(keras.ops.norm(emb, axis=-1, keepdims=True), 1e-12)}
+    # x * rsqrt(max(sum x^2, eps^2)), the form of tf.math.l2_normalize: LiteRT converts it to its L2_NORMALIZATION
+    # op (which has an int8 kernel); a division by the norm fails in int8 once the norm quantizes to zero.
+    sum_sq = keras.ops.sum(keras.ops.square(emb), axis=-1, keepdims=True)
+    return {"embedding": emb * keras.ops.rsqrt(keras.ops.maximum(sum_sq, 1e-24))}
 
 
 EMBEDDING_TASK = register_task(
