@@ -100,14 +100,9 @@ def _free_port():
 
 def _matrix():
     """benchmarks/train_matrix.py (its tiny sources of every kind)."""
-    import importlib.util
-    import pathlib
+    from benchmarks import train_matrix
 
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "train_matrix.py"
-    spec = importlib.util.spec_from_file_location("train_matrix", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return train_matrix
 
 
 @pytest.mark.slow

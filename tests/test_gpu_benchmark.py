@@ -1,20 +1,15 @@
 """Smoke test of benchmarks/gpu.py on the CPU (tiny sizes, one timed step)."""
 
-import importlib.util
 import json
-import pathlib
 
 import pytest
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("gpu_bench", ROOT / "benchmarks" / "gpu.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    from benchmarks import gpu
+
+    return gpu
 
 
 def test_benchmark_table_has_four_settings(bench, tmp_path):

@@ -1,5 +1,4 @@
 import csv
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,13 +11,11 @@ import numpy as np
 import pytest
 
 import zoo
+from benchmarks import train_matrix as matrix
 from zoo.recipes import Recipe
 from zoo.training import optim, policy
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("train_matrix", ROOT / "benchmarks" / "train_matrix.py")
-matrix = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(matrix)
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
 
 

@@ -8,16 +8,12 @@ automatically. The full model x source-kind product is `benchmarks/train_matrix.
 """
 
 import collections
-import importlib.util
 import json
 import pathlib
 
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("train_matrix", ROOT / "benchmarks" / "train_matrix.py")
-matrix = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(matrix)
+from benchmarks import train_matrix as matrix
 
 PAIRS = matrix.round_robin(matrix.classification_models())
 FAST = "softmax_regression"

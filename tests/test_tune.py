@@ -3,7 +3,6 @@ data: best.json and plots, coarse to fine, SIGKILL + --resume, two workers on on
 sharing a study on a real PostgreSQL server started here."""
 
 import glob
-import importlib.util
 import json
 import os
 import pathlib
@@ -19,14 +18,12 @@ import numpy as np
 import optuna
 import pytest
 
+from benchmarks import train_matrix as matrix
 from zoo import search
 from zoo.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": "", "PYTHONUNBUFFERED": "1"}
-_spec = importlib.util.spec_from_file_location("train_matrix", ROOT / "benchmarks" / "train_matrix.py")
-matrix = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(matrix)
 # Cheap trials: softmax regression, 2 epochs, a fixed batch size, only the --space given here.
 FIXED = ["--epochs", "2", "--batch-size", "16", "--only-space", "--space", "lr=log(1e-2,3e-1)"]
 
