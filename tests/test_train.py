@@ -139,6 +139,23 @@ def test_train_writes_the_run_directory(tmp_path):
     assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+def test_the_train_step_is_traced_once(tmp_path):
+    """Optimizer and metric variables exist before fit traces: Keras would otherwise trace the whole step twice."""
+    traces = []
+
+    class Counting(keras.Model):
+        def train_step(self, data):
+            traces.append(1)  # runs once per trace, never per step
+            return super().train_step(data)
+
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = Counting(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    run = zoo.train(model, tiny_npz(tmp_path / "tiny.npz"), out=tmp_path / "run", epochs=2, batch_size=16,
+                    val_split=0.0, verbose=0)
+    assert len(run.history) == 2 and len(traces) == 1
+
+
 def test_bfloat16_policy_keeps_a_float32_head(tmp_path):
     x, y = tiny_arrays(64)
     run = zoo.train("lenet5", (x, y), out=tmp_path / "run", epochs=1, batch_size=16, precision="mixed_bfloat16",

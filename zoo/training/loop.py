@@ -327,13 +327,33 @@ def _callbacks(run_dir, recipe: Recipe, monitor: str, verbose) -> _Watch:
     return _Watch(callbacks=callbacks, guard=guard, history=history, backup=backup, early=early, verbose=verbose)
 
 
+def _build_state(net, element_spec) -> None:
+    """Creates the optimizer and metric variables before `fit` traces its train step.
+
+    Without a distribution strategy Keras creates them inside the first trace, and a `tf.function` that
+    created variables is traced a second time: ResNet-20's whole train step twice. Keras' own symbolic build
+    (what it runs under a strategy) from the dataset's element spec avoids that. Private Keras API: when it is
+    missing or fails, `fit` builds the state as before.
+    """
+    build = getattr(net, "_symbolic_build", None)
+    if build is None:
+        return
+    try:
+        with net.distribute_strategy.scope():
+            build(data_batch=element_spec)
+    except Exception:  # noqa: BLE001 - only a lost optimisation: fit builds the same state itself
+        return
+
+
 def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> None:
     """Fits from the last backed-up epoch (with `resume`); raises `TrainingDiverged` on a NaN loss."""
     initial_epoch = watch.backup.restore(net) if resume else 0
     if resume:
         print(f"zoo: resuming after epoch {initial_epoch}", flush=True)
     if initial_epoch < epochs:
-        net.fit(dataset("train", True), validation_data=dataset("val", False) if has_val else None, epochs=epochs,
+        train = dataset("train", True)
+        _build_state(net, train.element_spec)
+        net.fit(train, validation_data=dataset("val", False) if has_val else None, epochs=epochs,
                 initial_epoch=initial_epoch, callbacks=watch.callbacks, verbose=watch.verbose, shuffle=False)
     good = watch.backup.latest()
     watch.guard.check(
