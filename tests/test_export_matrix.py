@@ -13,6 +13,7 @@ import keras
 import pytest
 
 import zoo
+from benchmarks import export_matrix as matrix
 from zoo.export import graph, portable, savedmodel, tflite
 from zoo.export import spec as spec_lib
 
@@ -40,17 +41,6 @@ def test_serving_graph_builds_and_tflite_float32_matches_keras(tmp_path, name):
     assert set(record["outputs"]) <= served  # the portable outputs are served outputs (detection: before NMS)
 
 
-def _export_matrix():
-    import importlib.util
-    import pathlib
-
-    path = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "export_matrix.py"
-    spec = importlib.util.spec_from_file_location("export_matrix", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_siamese_litert_int8_uses_l2_normalization_and_stays_close_to_keras(tmp_path):
     """The embedding's UnitNormalization and the task's re-normalisation convert to LiteRT's L2_NORMALIZATION
     (int8 kernel); written as a division, the int8 file failed when run (`div.cc: data[i] != zero_point`)."""
@@ -58,7 +48,6 @@ def test_siamese_litert_int8_uses_l2_normalization_and_stays_close_to_keras(tmp_
 
     from zoo.export import runtimes
 
-    matrix = _export_matrix()
     run = matrix.tiny_run("siamese", str(tmp_path))
     cell = matrix.cell(run, str(tmp_path / "out"), "tflite", "int8")
     assert cell["result"] == "ok", cell
