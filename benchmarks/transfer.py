@@ -205,7 +205,8 @@ def run_defaults(args, work, log):
                 ft = json.load(f)["finetune"]
             for arm in ("scratch", "finetune"):
                 rows[n][arm].append(metrics(runs[arm])["test"]["accuracy"])
-            rows[n]["head_only"].append(ft["phases"][0]["metrics"]["test"]["accuracy"])
+            head = [p["metrics"]["test"]["accuracy"] for p in ft["phases"] if p["dir"] == "phase1-head"]
+            rows[n]["head_only"].append(head[0] if head else None)  # None: phase 1 skipped (imprinted head)
             rows[n]["plan"].append(ft.get("plan"))
             print(json.dumps({"n": n, "seed": seed, **{k: v[-1] for k, v in rows[n].items()}}), flush=True)
         rows[n]["margin"] = [f - s for f, s in zip(rows[n]["finetune"], rows[n]["scratch"])]
@@ -214,7 +215,10 @@ def run_defaults(args, work, log):
 
 def report_defaults(args, result, argv):
     """The `--defaults` result as a Markdown table (mean and standard error over seeds)."""
-    cell = lambda n, k: "{:.3f} ± {:.3f}".format(*_mean_se(result["B"][n][k]))  # noqa: E731
+    def cell(n, k):
+        values = [v for v in result["B"][n][k] if v is not None]
+        return "{:.3f} ± {:.3f}".format(*_mean_se(values)) if values else "skipped"
+
     lines = [f"| {n} | {cell(n, 'scratch')} | {cell(n, 'head_only')} | {cell(n, 'finetune')} | "
              f"{cell(n, 'margin')} | {sum(m > 0.05 for m in result['B'][n]['margin'])}/{len(args.seeds)} |"
              for n in args.b_per_class]

@@ -253,3 +253,6 @@ def test_defaults_on_real_digits_converge_in_phase_one(tmp_path):
     head = run.config["finetune"]["phases"][0]["metrics"]
     assert head["test"]["accuracy"] > 0.8  # phase 1 converged: a linear head on frozen features
     assert run.metrics["test"]["accuracy"] >= head["test"]["accuracy"] - 0.02
+    lpft = ft.finetune(pre.run_dir, b, out=str(tmp_path / "lpft"), finetune_steps=80, verbose=0)  # head_steps auto
+    assert [p["dir"] for p in lpft.config["finetune"]["phases"]] == ["phase2-finetune"]  # imprinted, no phase 1
+    assert "head" not in lpft.config["finetune"]["plan"] and lpft.metrics["test"]["accuracy"] > 0.85

@@ -25,7 +25,7 @@ def _or_auto(cast, kind):
 
 
 _rate = _or_auto(float, "a number")
-_patience = _or_auto(int, "an integer")
+_patience = _steps = _or_auto(int, "an integer")
 
 
 def _cmd_finetune(args):
@@ -61,8 +61,12 @@ def add_parser(subparsers) -> None:
     p.add_argument("--preprocess", choices=PREPROCESS_MODES, help="override the backbone's input mapping")
     p.add_argument("--feature-layer", dest="feature_layer", help="layer whose output feeds the new head")
     p.add_argument("--dropout", type=float, help=f"dropout before the new classifier ({D['dropout']})")
-    p.add_argument("--head-steps", dest="head_steps", type=int,
-                   help=f"phase 1 budget in optimizer steps, turned into epochs ({D['head_steps']})")
+    p.add_argument("--head-init", dest="head_init", choices=finetune_lib.HEAD_INITS,
+                   help="new head's start: imprint (the training split's class means, Qi et al. 2018) or random "
+                        f"({D['head_init']})")
+    p.add_argument("--head-steps", dest="head_steps", type=_steps,
+                   help=f"phase 1 budget in optimizer steps, turned into epochs; auto: none after imprinting (phase 2 "
+                        f"starts from the imprinted head), {finetune_lib.HEAD_STEPS} for a random head ({D['head_steps']})")
     p.add_argument("--head-epochs", dest="head_epochs", type=int, help="phase 1 epochs (overrides --head-steps)")
     p.add_argument("--head-lr", dest="head_lr", type=_rate,
                    help=f"phase 1 learning rate, or auto for a range test ({D['head_lr']})")

@@ -4,9 +4,11 @@
     >>> run = finetune("runs/pretrained", "my_images/", out="runs/ft")          # a zoo run directory
     >>> run = finetune("keras:MobileNetV2", "my_images/", out="runs/ft2", image_size=96)
 
-Phase 1 ("head") trains the new classifier with the whole backbone frozen; phase 2 ("finetune") unfreezes
-the top of the backbone (BatchNormalization stays in inference mode unless `train_bn`) and trains at a
-lower learning rate with early stopping, optionally with layer-wise decayed rates. Each phase is one
+The new classifier starts imprinted from the training split's class means (`head_init`, `heads.imprint`).
+Phase 1 ("head") trains it with the whole backbone frozen (by default only for a random head: an imprinted
+one already classifies by nearest class mean, and phase 2 starts from it, a closed-form LP-FT); phase 2
+("finetune") unfreezes the top of the backbone (BatchNormalization stays in inference mode unless `train_bn`)
+and trains at a lower learning rate with early stopping, optionally with layer-wise decayed rates. Each phase is one
 `zoo.train` run in a sub-directory (`phase1-head/`, `phase2-finetune/`); the run directory itself then
 holds the same files as a `zoo train` run (model.keras, config.json, history.csv with a `phase` column,
 metrics.json, curves.png marking where fine-tuning began, the confusion matrix), so `zoo evaluate` and
@@ -27,7 +29,7 @@ from callbacks import reports
 from zoo.contract import check_int, check_number
 from zoo.training import loop, rundir
 from zoo.transfer import layers, optimizers
-from zoo.transfer.heads import with_new_head
+from zoo.transfer.heads import imprint, with_new_head
 from zoo.transfer.lr_find import lr_find
 from zoo.transfer.sources import load_pretrained
 
@@ -35,12 +37,14 @@ PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
 DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
-    "head_epochs": None, "head_steps": 300, "head_lr": "auto",
+    "head_init": "imprint", "head_epochs": None, "head_steps": "auto", "head_lr": "auto",
     "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": 3e-4, "unfreeze": "all",
     "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
     "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
     "strict": False, "follow_symlinks": False,
 }
+HEAD_INITS = ("imprint", "random")
+HEAD_STEPS = 300  # phase 1's budget when `head_steps` is "auto" and phase 1 runs
 MIN_EPOCHS, MAX_EPOCHS = 3, 100  # a phase's step budget, converted to epochs, is kept within these
 
 
@@ -53,9 +57,10 @@ def _check(settings):
         v = settings[key]
         if v is not None and not _is_int(v, 0):
             raise ValueError(f"`{key}` must be an integer >= 0 or None (from the step budget). Received: {key}={v!r}")
-    for key in ("head_steps", "finetune_steps"):
-        if not _is_int(settings[key], 1):
-            raise ValueError(f"`{key}` must be an integer >= 1. Received: {key}={settings[key]!r}")
+    if settings["head_steps"] != "auto" and not _is_int(settings["head_steps"], 1):
+        raise ValueError(f"`head_steps` must be an integer >= 1 or 'auto'. Received: head_steps={settings['head_steps']!r}")
+    if not _is_int(settings["finetune_steps"], 1):
+        raise ValueError(f"`finetune_steps` must be an integer >= 1. Received: finetune_steps={settings['finetune_steps']!r}")
     if settings["head_epochs"] == 0 and settings["finetune_epochs"] == 0:
         raise ValueError("Nothing to train: head_epochs and finetune_epochs are both 0.")
     for key in ("head_lr", "finetune_lr"):
@@ -65,6 +70,8 @@ def _check(settings):
     patience = settings["early_stopping"]
     if patience != "auto" and patience is not None and not _is_int(patience, 0):
         raise ValueError(f"`early_stopping` must be 'auto', None or an integer >= 0. Received: {patience!r}")
+    if settings["head_init"] not in HEAD_INITS:
+        raise ValueError(f"`head_init` must be one of {', '.join(HEAD_INITS)}. Received: {settings['head_init']!r}")
     check_number("dropout", settings["dropout"], min=0, below=1)
     check_int("batch_size", settings["batch_size"], min=1)
     check_number("val_split", settings["val_split"], min=0, below=1)
@@ -77,6 +84,19 @@ def _check(settings):
     groups = settings["lr_groups"]
     if groups != "blocks" and not (str(groups).isdigit() and int(groups) >= 1):
         raise ValueError(f"`lr_groups` must be 'blocks' or a positive integer. Received: lr_groups={groups!r}")
+
+
+def runs_head(settings):
+    """Whether phase 1 runs: not with `head_epochs=0`; with `head_steps="auto"`, only for a random head or when
+    phase 2 is off (fine-tuning starts from the imprinted head: a closed-form linear probe, then fine-tune)."""
+    if settings["head_epochs"] is not None:
+        return settings["head_epochs"] != 0
+    return settings["head_steps"] != "auto" or settings["head_init"] != "imprint" or settings["finetune_epochs"] == 0
+
+
+def _steps(settings, label):
+    steps = settings[f"{label}_steps"]
+    return HEAD_STEPS if steps == "auto" else steps
 
 
 def phase_epochs(steps, train_examples, batch_size, epochs=None):
@@ -245,11 +265,11 @@ def _settings(backbone, data, out, resume, options):
         saved = rundir.RunDir(run_dir, finished=False).config.get("finetune")  # refuses a config that is no object
         if saved is None:
             raise ValueError(f"{run_dir!r} is not a fine-tuning run; resume it with `zoo train --resume`.")
-        if all(_phase_done(os.path.join(run_dir, p)) for p in PHASES[: 1 + bool(saved["finetune_epochs"] != 0)]) \
-                and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
+        settings = {**DEFAULTS, **{k: saved[k] for k in DEFAULTS if k in saved}}
+        ran = [p for p, on in zip(PHASES, (runs_head(settings), settings["finetune_epochs"] != 0)) if on]
+        if all(_phase_done(os.path.join(run_dir, p)) for p in ran) and os.path.isfile(os.path.join(run_dir, rundir.METRICS)):
             raise rundir.RunComplete(f"The run in {run_dir!r} is complete; nothing to resume (fine-tune into a "
                                      "new --out directory to train again).")
-        settings = {**DEFAULTS, **{k: saved[k] for k in DEFAULTS if k in saved}}
         return settings, saved["backbone"], saved["source"] if data is None else data, run_dir
     if data is None:
         raise ValueError("No data source given; pass --data SOURCE.")
@@ -262,14 +282,31 @@ def _settings(backbone, data, out, resume, options):
     return settings, backbone, data, rundir.prepare(out or rundir.default_dir(f"{name}-finetune"), resume=False)
 
 
-def find_lr(model, data, settings, label):
-    """Phase `label`'s rate from a range test (`lr_find`) on the training split, with the phase's trainable set."""
+def _train_split(data, settings, augment=None, shuffle=None):
+    """The training split as the phases see it (`augment`: the settings' own unless given)."""
     import pipelines
 
-    ds = pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
-                         augment=settings["augment"], seed=settings["seed"], normalization="scale",
-                         val_split=settings["val_split"], strict=settings["strict"],
-                         follow_symlinks=settings["follow_symlinks"])
+    return pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
+                           augment=settings["augment"] if augment is None else augment, shuffle=shuffle,
+                           seed=settings["seed"], normalization="scale", val_split=settings["val_split"],
+                           strict=settings["strict"], follow_symlinks=settings["follow_symlinks"])
+
+
+def init_head(model, data, settings):
+    """Imprints the new head from the training split's class means (`heads.imprint`) unless `head_init` is random."""
+    if settings["head_init"] != "imprint":
+        return
+    try:
+        scale = imprint(model, _train_split(data, settings, augment=(), shuffle=False))
+    except ValueError as exc:  # e.g. a class with no training image: keep the random head
+        print(f"zoo finetune: head left random: {exc}", flush=True)
+        return
+    print(f"zoo finetune: head imprinted from the training split's class means (logit scale {scale:.3g})", flush=True)
+
+
+def find_lr(model, data, settings, label):
+    """Phase `label`'s rate from a range test (`lr_find`) on the training split, with the phase's trainable set."""
+    ds = _train_split(data, settings)
     keras.utils.set_random_seed(settings["seed"])
     rule = "minimum" if label == "head" else "edge"
     found = lr_find(model, ds, loss=keras.losses.SparseCategoricalCrossentropy(), optimizer=settings["optimizer"],
@@ -295,7 +332,7 @@ class _Phases:
         """Epochs, rate and patience of phase `index` (0: head, 1: finetune), recorded in config.json."""
         label = ("head", "finetune")[index]
         s = self.settings
-        epochs, per_epoch = phase_epochs(s[f"{label}_steps"], self.train_examples, s["batch_size"],
+        epochs, per_epoch = phase_epochs(_steps(s, label), self.train_examples, s["batch_size"],
                                          s[f"{label}_epochs"])
         plan = {"epochs": epochs, "steps_per_epoch": per_epoch, "lr": s[f"{label}_lr"],
                 "early_stopping": patience_for(epochs, s["early_stopping"])}
@@ -355,7 +392,8 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
         **options: Any of `DEFAULTS`: `weights` ("auto": ImageNet for `keras:` names, none for zoo names;
             "imagenet", None or a file), `image_size` (backbone input size for `keras:`/zoo names; the
             data is resized inside the model), `preprocess` (override the backbone's input mapping),
-            `feature_layer`, `dropout`, `head_steps`, `head_epochs` (overrides the step budget), `head_lr`
+            `feature_layer`, `dropout`, `head_init` ("imprint": class means, or "random"), `head_steps`
+            ("auto": `runs_head`, `HEAD_STEPS`), `head_epochs` (overrides the step budget), `head_lr`
             (a rate or "auto": `lr_find`), `finetune_steps`, `finetune_epochs` (0: head only), `finetune_lr`,
             `unfreeze` (see `unfreeze_top`), `train_bn`, `lr_decay` (layer-wise decay of phase 2's rates,
             e.g. 0.5; None for one rate), `lr_groups` ("blocks" or a number of groups), `early_stopping`
@@ -388,9 +426,11 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
               f"({data_spec.num_classes} classes, {data_spec.splits['train']} training images) in {run_dir}",
               flush=True)
     phases = _Phases(run_dir, data, settings, config, int(data_spec.splits["train"]), verbose)
-    run = phases.run(0, model) if settings["head_epochs"] != 0 else None
+    if not any(os.path.isfile(os.path.join(run_dir, p, rundir.CONFIG)) for p in PHASES):  # no phase began yet
+        init_head(model, data, settings)
+    run = phases.run(0, model) if runs_head(settings) else None
     if settings["finetune_epochs"] != 0:
-        if run is None and settings["head_epochs"] != 0:  # phase 1 finished in an earlier process
+        if run is None and runs_head(settings):  # phase 1 finished in an earlier process
             model, _ = loop.load_run(os.path.join(run_dir, PHASES[0]))
         unfreeze_top(model, backbone_layers, settings["unfreeze"], train_bn=settings["train_bn"])
         run = phases.run(1, model, **_multipliers(model, settings)) or run

@@ -221,3 +221,49 @@ def with_new_head(
         x = keras.layers.Dropout(dropout, name="head_dropout")(x)
     outputs = contract.classifier(x, classes, classifier_activation)
     return keras.Model(inputs, outputs, name=name or f"{backbone.name}_transfer")
+
+
+def _fit_scale(feats, labels, means):
+    """The logit scale minimising the mean cross-entropy of the nearest-class-mean logits on `feats`."""
+    logits = feats @ means.T - 0.5 * (means ** 2).sum(1)
+    best = (np.inf, 1.0)
+    for s in np.logspace(-2, 3, 51):
+        z = s * logits
+        z = z - z.max(1, keepdims=True)
+        nll = float(np.mean(np.log(np.exp(z).sum(1)) - z[np.arange(len(labels)), labels]))
+        best = min(best, (nll, s))
+    return best[1]
+
+
+def imprint(model, batches, *, layer="predictions"):
+    """Sets the Dense classifier `layer` to the nearest-class-mean classifier of the features it receives.
+
+    Weight imprinting (Qi, Brown & Lowe 2018) in its Euclidean form (the prototype classifier of Snell et al.
+    2017): with class means `m_c` of the features over `batches`, the logits are `s * (f . m_c - |m_c|^2 / 2)`,
+    so the arg max is the nearest class mean; the scale `s` minimises the cross-entropy on the same data.
+
+    Args:
+        model: A model whose classifier `layer` is a Dense fed by a feature vector.
+        batches: An iterable of `(images, integer labels)` batches (not augmented).
+        layer: Name of the classifier. Defaults to `"predictions"`.
+
+    Returns:
+        The scale `s`.
+
+    Raises:
+        ValueError: The classifier is not a Dense on a vector, or a class has no example in `batches`.
+    """
+    head = model.get_layer(layer)
+    if not isinstance(head, keras.layers.Dense) or len(head.input.shape) != 2:
+        raise ValueError(f"imprint needs a Dense classifier on a feature vector; {layer!r} is {type(head).__name__}.")
+    features = keras.Model(model.inputs, head.input)
+    pairs = [(np.asarray(features.predict_on_batch(x), "float64"), np.asarray(y).reshape(-1)) for x, y in batches]
+    feats, labels = np.concatenate([f for f, _ in pairs]), np.concatenate([y for _, y in pairs]).astype(int)
+    classes = head.units
+    missing = sorted(set(range(classes)) - set(labels.tolist()))
+    if missing:
+        raise ValueError(f"imprint needs an example of every class; classes {missing} have none.")
+    means = np.stack([feats[labels == c].mean(0) for c in range(classes)])
+    scale = _fit_scale(feats, labels, means)
+    head.set_weights([(scale * means.T).astype("float32"), (-0.5 * scale * (means ** 2).sum(1)).astype("float32")])
+    return scale
