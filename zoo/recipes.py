@@ -36,6 +36,8 @@ class Recipe:
         normalization: "scale" (to [0, 1]), "standardize" (per-channel mean/std
             of the training split) or "none".
         label_smoothing: For classification cross-entropy.
+        precise_bn: Training examples over which BatchNormalization statistics are recomputed after
+            training (`zoo.training.precise_bn`); 0 keeps Keras' moving averages.
         extra: Task-specific fields (loss weights, thresholds, ...).
         published: Published results this recipe reproduces (for the record).
     """
@@ -56,6 +58,7 @@ class Recipe:
     train_dev: float = 0.0
     normalization: str = "scale"
     label_smoothing: float = 0.0
+    precise_bn: int = 8192
     extra: dict = dataclasses.field(default_factory=dict)
     published: dict = dataclasses.field(default_factory=dict)
 

@@ -23,7 +23,7 @@ from callbacks import reports
 from pipelines.augment import recipe as aug
 from zoo.recipes import Recipe
 from zoo.training import data as data_lib
-from zoo.training import optim, policy, rundir
+from zoo.training import optim, policy, precise_bn, rundir
 from zoo.version import __version__
 
 RECIPE_FIELDS = {f.name for f in dataclasses.fields(Recipe)}
@@ -63,6 +63,9 @@ def _check_recipe(recipe: Recipe) -> None:
         raise ValueError(f"`val_split` must be in [0, 1). Received: val_split={recipe.val_split!r}")
     if not (isinstance(recipe.train_dev, (int, float)) and 0.0 <= recipe.train_dev < 0.5):
         raise ValueError(f"`train_dev` must be in [0, 0.5). Received: train_dev={recipe.train_dev!r}")
+    pbn = recipe.precise_bn
+    if isinstance(pbn, bool) or not isinstance(pbn, int) or pbn < 0:
+        raise ValueError(f"`precise_bn` must be a number of examples >= 0. Received: precise_bn={pbn!r}")
     if not isinstance(recipe.extra, dict):
         raise ValueError(f"`extra` must be a dict, e.g. --set extra={{'pad_pixels': 4}}. Received: extra={recipe.extra!r}")
     cb.schedules.check_name(recipe.lr_schedule)
@@ -414,8 +417,20 @@ def _print_summary(results, stopping) -> None:
     print(f"zoo: {summary}", flush=True)
 
 
+def _recalibrate_batchnorm(net, dataset, examples) -> None:
+    """Precise BatchNorm over `examples` training examples (single-replica runs; others keep the averages)."""
+    strategy = getattr(net, "distribute_strategy", None)
+    if not examples or (strategy is not None and strategy.num_replicas_in_sync > 1):
+        return
+    seen = precise_bn.recalibrate(net, dataset("train", True), examples)
+    if seen:
+        print(f"zoo: BatchNormalization statistics recomputed over {seen} training examples (precise BN; "
+              "--set precise_bn=0 keeps the moving averages)", flush=True)
+
+
 def _finish(net, dataset, plan: _Plan, run_data, run_dir, watch: _Watch) -> tuple:
     """`(metrics, plots, diagnosis, early stopping summary)`: model.keras (atomically) before anything else."""
+    _recalibrate_batchnorm(net, dataset, plan.recipe.precise_bn)
     tmp_model = os.path.join(run_dir, "model.partial.keras")
     net.save(tmp_model)
     os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))

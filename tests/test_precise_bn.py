@@ -1,0 +1,103 @@
+"""Precise BatchNorm (zoo.training.precise_bn) and its use at the end of `zoo.train`."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from benchmarks import train_matrix
+from zoo.models.layers import BatchNormalization
+from zoo.training import precise_bn
+
+
+def _net(bn=BatchNormalization, momentum=0.999):
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = bn(momentum=momentum, name="bn1")(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.Conv2D(5, 3, name="conv2")(x)
+    x = bn(momentum=momentum, name="bn2")(x)
+    outputs = keras.layers.Dense(2)(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+def _population(net, x, layer):
+    """Per-channel mean and variance of `layer`'s input over all of `x`, the model in training mode."""
+    probe = keras.Model(net.inputs, net.get_layer(layer).input)
+    feats = np.concatenate([np.asarray(probe(x[i:i + 16], training=True)) for i in range(0, len(x), 16)])
+    return feats.mean((0, 1, 2)), feats.var((0, 1, 2))
+
+
+@pytest.mark.parametrize("bn", [BatchNormalization, keras.layers.BatchNormalization])
+def test_statistics_become_the_population_statistics_of_the_training_batches(bn):
+    net = _net(bn)
+    x = np.random.default_rng(0).normal(3.0, 2.0, (64, 8, 8, 3)).astype("float32")
+    ds = tf.data.Dataset.from_tensor_slices((x, np.zeros(64))).batch(16)
+    momentum_before = net.get_layer("bn1").momentum
+    assert precise_bn.recalibrate(net, ds, examples=10_000) == 64  # the dataset ends first
+    mean, var = _population(net, x, "bn1")  # bn1's input does not depend on any BatchNorm
+    np.testing.assert_allclose(net.get_layer("bn1").moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(net.get_layer("bn1").moving_variance.numpy(), var, rtol=1e-3)
+    assert net.get_layer("bn1").momentum == momentum_before
+    # bn2's input is normalised by bn1's batch statistics, as in training: its batch means average out
+    assert np.abs(net.get_layer("bn2").moving_mean.numpy()).max() > 0.01
+
+
+def test_examples_bound_the_pass_and_frozen_layers_keep_their_statistics():
+    net = _net()
+    net.get_layer("bn2").trainable = False
+    before = net.get_layer("bn2").moving_mean.numpy().copy()
+    x = np.random.default_rng(1).normal(1.0, 1.0, (64, 8, 8, 3)).astype("float32")
+    assert precise_bn.recalibrate(net, tf.data.Dataset.from_tensor_slices(x).batch(16), examples=20) == 32
+    mean, _ = _population(net, x[:32], "bn1")
+    np.testing.assert_allclose(net.get_layer("bn1").moving_mean.numpy(), mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_array_equal(net.get_layer("bn2").moving_mean.numpy(), before)
+
+
+def test_an_interrupted_pass_leaves_the_statistics_as_they_were():
+    net = _net()
+    before = net.get_layer("bn1").moving_mean.numpy().copy()
+
+    def batches():
+        yield np.ones((4, 8, 8, 3), "float32") * 5
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        precise_bn.recalibrate(net, batches(), examples=100)
+    np.testing.assert_array_equal(net.get_layer("bn1").moving_mean.numpy(), before)
+    assert net.get_layer("bn1").momentum == 0.999
+
+
+def test_a_model_without_batchnorm_is_left_alone():
+    net = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    assert precise_bn.recalibrate(net, [np.ones((2, 4), "float32")], examples=10) == 0
+
+
+def _slow_bn_net():
+    inputs = keras.Input((12, 12, 1))
+    x = BatchNormalization(momentum=0.999, name="bn")(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    outputs = keras.layers.Dense(3, activation="softmax")(keras.layers.GlobalAveragePooling2D()(x))
+    return keras.Model(inputs, outputs)
+
+
+@pytest.mark.parametrize("examples", [8192, 0])
+def test_zoo_train_recomputes_the_statistics_unless_told_not_to(tmp_path, examples):
+    x, y = train_matrix.tiny_images(96, (12, 12, 1), 3)
+    run = zoo.train(_slow_bn_net(), (x, y), out=tmp_path / "run", epochs=2, batch_size=16, val_split=0.0,
+                    precise_bn=examples, verbose=0)
+    conv = keras.Model(run.model.inputs, run.model.get_layer("conv").output)
+    mean = np.asarray(conv(x.astype("float32") / 255.0)).mean((0, 1, 2))  # normalization "scale"
+    moving = run.model.get_layer("bn").moving_mean.numpy()
+    if examples:
+        np.testing.assert_allclose(moving, mean, rtol=1e-3, atol=1e-4)
+    else:  # 12 steps at momentum 0.999 leave 99% of the initial zeros
+        assert np.abs(moving).max() < 0.05 * np.abs(mean).max()
+    saved = keras.saving.load_model(tmp_path / "run" / "model.keras")
+    np.testing.assert_array_equal(saved.get_layer("bn").moving_mean.numpy(), moving)  # saved after the pass
+
+
+def test_precise_bn_must_be_a_count(tmp_path):
+    x, y = train_matrix.tiny_images(32, (12, 12, 1), 3)
+    with pytest.raises(ValueError, match=r"`precise_bn` must be a number of examples >= 0. Received: precise_bn=-1"):
+        zoo.train(_slow_bn_net(), (x, y), out=tmp_path / "run", precise_bn=-1, verbose=0)
