@@ -518,8 +518,13 @@ def train(
 
     net, model_kwargs, monitor = _build(plan, run_data, strat, steps_per_epoch, epochs)
 
-    def dataset(split, training):
-        return run_data.dataset(plan.task, split, plan.recipe, training, model=net, seed=plan.seed)
+    built = {}
+
+    def dataset(split, training):  # each split built once: fit, precise BN and the evaluation share it
+        if (split, training) not in built:
+            built[split, training] = run_data.dataset(plan.task, split, plan.recipe, training, model=net,
+                                                      seed=plan.seed)
+        return built[split, training]
 
     config = _config(plan, run_data, model_kwargs, steps_per_epoch, epochs, strict, strategy)
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
