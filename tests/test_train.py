@@ -156,6 +156,24 @@ def test_the_train_step_is_traced_once(tmp_path):
     assert len(run.history) == 2 and len(traces) == 1
 
 
+def test_each_split_is_built_once_per_run(tmp_path, monkeypatch):
+    """fit, precise BN and the final evaluation share one dataset per split (building traces its maps)."""
+    from zoo.training import data as data_lib
+
+    calls, make = [], data_lib.make_dataset
+
+    def counting(task, source, split, recipe, data_spec, training, **kw):
+        calls.append((split, training))
+        return make(task, source, split, recipe, data_spec, training, **kw)
+
+    monkeypatch.setattr(data_lib, "make_dataset", counting)
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.BatchNormalization()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(keras.layers.Flatten()(x)))
+    zoo.train(model, tiny_npz(tmp_path / "tiny.npz"), out=tmp_path / "run", epochs=2, batch_size=16, verbose=0)
+    assert sorted(calls) == [("test", False), ("train", False), ("train", True), ("val", False)]
+
+
 def test_bfloat16_policy_keeps_a_float32_head(tmp_path):
     x, y = tiny_arrays(64)
     run = zoo.train("lenet5", (x, y), out=tmp_path / "run", epochs=1, batch_size=16, precision="mixed_bfloat16",
