@@ -99,5 +99,5 @@ def test_zoo_train_recomputes_the_statistics_unless_told_not_to(tmp_path, exampl
 
 def test_precise_bn_must_be_a_count(tmp_path):
     x, y = train_matrix.tiny_images(32, (12, 12, 1), 3)
-    with pytest.raises(ValueError, match=r"`precise_bn` must be a number of examples >= 0. Received: precise_bn=-1"):
+    with pytest.raises(ValueError, match=r"`precise_bn` must be an integer >= 0. Received: precise_bn=-1"):
         zoo.train(_slow_bn_net(), (x, y), out=tmp_path / "run", precise_bn=-1, verbose=0)

@@ -21,6 +21,7 @@ from typing import Any
 import callbacks as cb
 from callbacks import reports
 from pipelines.augment import recipe as aug
+from zoo import contract
 from zoo.recipes import Recipe
 from zoo.training import data as data_lib
 from zoo.training import optim, policy, precise_bn, rundir
@@ -63,9 +64,7 @@ def _check_recipe(recipe: Recipe) -> None:
         raise ValueError(f"`val_split` must be in [0, 1). Received: val_split={recipe.val_split!r}")
     if not (isinstance(recipe.train_dev, (int, float)) and 0.0 <= recipe.train_dev < 0.5):
         raise ValueError(f"`train_dev` must be in [0, 0.5). Received: train_dev={recipe.train_dev!r}")
-    pbn = recipe.precise_bn
-    if isinstance(pbn, bool) or not isinstance(pbn, int) or pbn < 0:
-        raise ValueError(f"`precise_bn` must be a number of examples >= 0. Received: precise_bn={pbn!r}")
+    contract.check_int("precise_bn", recipe.precise_bn, min=0)
     if not isinstance(recipe.extra, dict):
         raise ValueError(f"`extra` must be a dict, e.g. --set extra={{'pad_pixels': 4}}. Received: extra={recipe.extra!r}")
     cb.schedules.check_name(recipe.lr_schedule)

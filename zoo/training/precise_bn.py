@@ -16,16 +16,9 @@ import numpy as np
 
 
 def batchnorm_layers(model) -> list:
-    """The trainable BatchNormalization layers of `model`, nested models included (frozen ones keep theirs)."""
-    found, stack = [], list(model.layers)
-    while stack:
-        layer = stack.pop(0)
-        if isinstance(layer, keras.layers.BatchNormalization):
-            if layer.trainable:
-                found.append(layer)
-        elif hasattr(layer, "layers"):
-            stack.extend(layer.layers)
-    return found
+    """The trainable BatchNormalization layers of `model`, nested ones included (frozen ones keep theirs)."""
+    return [layer for layer in model._flatten_layers(include_self=False)  # what zoo.export walks too
+            if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable]
 
 
 def recalibrate(model, dataset, examples: int) -> int:
@@ -46,36 +39,42 @@ def recalibrate(model, dataset, examples: int) -> int:
     layers = batchnorm_layers(model)
     if not layers or examples < 1:
         return 0
-    import tensorflow as tf
-
     momenta = [layer.momentum for layer in layers]
     before = [(layer.moving_mean.numpy(), layer.moving_variance.numpy()) for layer in layers]
-    sums = [[0.0, 0.0] for _ in layers]
-    seen, done = 0, False
+    for layer in layers:  # each training-mode call then leaves the batch's own statistics
+        layer.momentum = 0.0
     try:
-        for layer in layers:  # each training-mode call then leaves the batch's own statistics
-            layer.momentum = 0.0
-        forward = tf.function(lambda x: model(x, training=True))
-        for batch in dataset:
-            x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-            forward(x)
-            n = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
-            for total, layer in zip(sums, layers):
-                mean = np.asarray(layer.moving_mean, np.float64)
-                total[0] = total[0] + n * mean
-                total[1] = total[1] + n * (np.asarray(layer.moving_variance, np.float64) + mean**2)
-            seen += n
-            if seen >= examples:
-                break
-        done = True
+        seen, sums = _batch_statistics(model, layers, dataset, examples)
+    except BaseException:  # an interrupted pass leaves the statistics as they were
+        for layer, (mean, variance) in zip(layers, before):
+            layer.moving_mean.assign(mean)
+            layer.moving_variance.assign(variance)
+        raise
     finally:
-        for layer, momentum, (mean, variance) in zip(layers, momenta, before):
+        for layer, momentum in zip(layers, momenta):
             layer.momentum = momentum
-            if not done or not seen:  # an interrupted pass leaves the statistics as they were
-                layer.moving_mean.assign(mean)
-                layer.moving_variance.assign(variance)
-    for (s1, s2), layer in zip(sums, layers) if seen else ():
+    for (s1, s2), layer in zip(sums, layers) if seen else ():  # an empty dataset changed nothing
         mean = s1 / seen
         layer.moving_mean.assign(mean.astype("float32"))
         layer.moving_variance.assign(np.maximum(s2 / seen - mean**2, 0.0).astype("float32"))
     return seen
+
+
+def _batch_statistics(model, layers, dataset, examples):
+    """`(examples seen, per layer [sum of n * mean, sum of n * (variance + mean^2)])` over `dataset`'s batches."""
+    import tensorflow as tf
+
+    forward = tf.function(lambda x: model(x, training=True))
+    sums, seen = [[0.0, 0.0] for _ in layers], 0
+    for batch in dataset:
+        x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
+        forward(x)
+        n = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
+        for total, layer in zip(sums, layers):
+            mean = np.asarray(layer.moving_mean, np.float64)
+            total[0] = total[0] + n * mean
+            total[1] = total[1] + n * (np.asarray(layer.moving_variance, np.float64) + mean**2)
+        seen += n
+        if seen >= examples:
+            break
+    return seen, sums
