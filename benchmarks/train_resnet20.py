@@ -8,7 +8,8 @@ median wall times is the zoo's speed-up. CPU-seconds (user + system of each proc
 too: on a shared machine they move less than wall times.
 
 The PyTorch side is the same ResNet-20 (option-A shortcuts, BatchNorm momentum 0.1 = Keras' 0.9),
-channels_last, bf16 autocast, SGD (momentum 0.9, weight decay 1e-4), flip + pad-crop on each batch.
+channels_last, bf16 autocast where the CPU has bf16 units and float32 elsewhere (`--torch-precision auto`, the
+rule `zoo train --precision auto` uses; bf16 autocast on a CPU without them is emulated and ~4x slower), SGD (momentum 0.9, weight decay 1e-4), flip + pad-crop on each batch.
 It runs when torch is installed (`pip install .[bench-torch]`, the CPU build) and is skipped otherwise.
 
     .venv/bin/python benchmarks/train_resnet20.py --rounds 2 --markdown
@@ -107,14 +108,15 @@ def baseline(data_path, epochs=EPOCHS):
     print(json.dumps({"fit_s": fit_s, "params": model.count_params(), "test_accuracy": result["accuracy"]}))
 
 
-def torch_side(data_path, epochs=EPOCHS):
-    """The PyTorch script: ResNet-20, channels_last, bf16 autocast, SGD, flip + pad-crop per batch."""
+def torch_side(data_path, epochs=EPOCHS, precision="bf16"):
+    """The PyTorch script: ResNet-20, channels_last, bf16 autocast (or float32), SGD, flip + pad-crop per batch."""
     import numpy as np
     import torch
     import torch.nn.functional as F
     from torch import nn
 
     torch.manual_seed(0)
+    bf16 = precision == "bf16"
     d = np.load(data_path)
     x_train, x_test = d["x_train"].astype("float32") / 255.0, d["x_test"].astype("float32") / 255.0
     mean, std = x_train.mean((0, 1, 2)), x_train.std((0, 1, 2))
@@ -159,7 +161,7 @@ def torch_side(data_path, epochs=EPOCHS):
         for k in range(0, len(order), BATCH):
             idx = order[k:k + BATCH]
             x = augment(x_train[idx]).contiguous(memory_format=torch.channels_last)
-            with torch.autocast("cpu", dtype=torch.bfloat16):
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 loss = F.cross_entropy(model(x), y_train[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -169,13 +171,13 @@ def torch_side(data_path, epochs=EPOCHS):
     fit_s = time.perf_counter() - start
     model.eval()
     correct = 0
-    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         for k in range(0, len(x_test), BATCH):
             x = x_test[k:k + BATCH].contiguous(memory_format=torch.channels_last)
             correct += int((model(x).argmax(1) == y_test[k:k + BATCH]).sum())
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"fit_s": fit_s, "params": params, "test_accuracy": correct / len(x_test),
-                      "torch": torch.__version__}))
+                      "torch": torch.__version__, "precision": precision}))
 
 
 def _children_cpu():
@@ -194,10 +196,19 @@ def timed(cmd, env):
 
 
 SIDES = ("zoo", "baseline", "torch")
-LABELS = {"zoo": "zoo train resnet20", "baseline": "plain Keras float32", "torch": "PyTorch (channels_last, bf16 autocast)"}
+LABELS = {"zoo": "zoo train resnet20", "baseline": "plain Keras float32", "torch": "PyTorch (channels_last)"}
 
 
-def _run_side(side, data, out, epochs, env):
+def torch_precision(value):
+    """`auto` -> what `zoo train --precision auto` picks on this machine (bf16 only where the CPU has bf16 units)."""
+    if value != "auto":
+        return value
+    from zoo.training.policy import resolve_precision  # noqa: PLC0415  (the driver's import; not timed)
+
+    return "bf16" if resolve_precision("auto") == "mixed_bfloat16" else "float32"
+
+
+def _run_side(side, data, out, epochs, env, torch_prec="bf16"):
     """`(wall s, CPU s, test accuracy, details)` of one whole process of `side`."""
     if side == "zoo":
         zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
@@ -209,7 +220,7 @@ def _run_side(side, data, out, epochs, env):
         with open(os.path.join(out, "config.json")) as f:
             return wall, cpu_s, accuracy, {"precision": json.load(f)["precision"]}
     wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", side, "--data", data,
-                                 "--epochs", str(epochs)], env)
+                                 "--epochs", str(epochs), "--torch-precision", torch_prec], env)
     details = json.loads(stdout.strip().splitlines()[-1])
     return wall, cpu_s, details["test_accuracy"], details
 
@@ -220,7 +231,8 @@ def _markdown(result, epochs) -> str:
     lines = ["| side | median wall s (whole process) | CPU-s | images/s | test acc per round |",
              "|---|---:|---:|---:|---:|"]
     for side in result["sides"]:
-        label = LABELS[side] + (f" ({result['zoo_precision']})" if side == "zoo" else "")
+        label = LABELS[side] + {"zoo": f" ({result.get('zoo_precision')})",
+                                "torch": f" ({result.get('torch_precision')})"}.get(side, "")
         accs = " / ".join(f"{a:.3f}" for a in result[f"{side}_test_accuracy"])
         lines.append(f"| {label} | {med[side]:.1f} | {cpu[side]:.0f} | {N_TRAIN * epochs / med[side]:.0f} | {accs} |")
     ratios = [f"zoo vs {LABELS[side]}: **{med[side] / med['zoo']:.2f}x** wall, {cpu[side] / cpu['zoo']:.2f}x CPU-s"
@@ -237,11 +249,13 @@ def main(argv=None):
                         help="run one script in this process (what each baseline / torch process executes)")
     parser.add_argument("--data")
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--torch-precision", choices=("auto", "bf16", "float32"), default="auto",
+                        help="PyTorch side: bf16 autocast or float32 (auto: bf16 where zoo's auto picks bf16)")
     args = parser.parse_args(argv)
     if args.side == "baseline":
         return baseline(args.data, args.epochs)
     if args.side == "torch":
-        return torch_side(args.data, args.epochs)
+        return torch_side(args.data, args.epochs, torch_precision(args.torch_precision))
 
     sides = [side for side in args.sides.split(",") if side]
     if "torch" in sides and importlib.util.find_spec("torch") is None:
@@ -254,10 +268,11 @@ def main(argv=None):
     result = {"images": N_TRAIN * args.epochs, "epochs": args.epochs, "rounds": args.rounds, "sides": sides}
     for side in sides:
         result.update({f"{side}_s": [], f"{side}_cpu_s": [], f"{side}_test_accuracy": []})
+    torch_prec = result["torch_precision"] = torch_precision(args.torch_precision)
     for r in range(args.rounds):
         line = []
         for side in sides:
-            wall, cpu_s, accuracy, details = _run_side(side, data, os.path.join(tmp, f"run{r}"), args.epochs, env)
+            wall, cpu_s, accuracy, details = _run_side(side, data, os.path.join(tmp, f"run{r}"), args.epochs, env, torch_prec)
             result[f"{side}_s"].append(wall)
             result[f"{side}_cpu_s"].append(cpu_s)
             result[f"{side}_test_accuracy"].append(accuracy)

@@ -111,6 +111,14 @@ def make_dataset(task, source, split, recipe, data_spec, training, **kw):
         training: Shuffle and augment.
         **kw: `model=` (hooks that need it) and `pipelines.build` keywords (`seed`, `image_size`...).
     """
+    import tensorflow as tf
+
+    # every task's hook and pipelines.build map graph code written as such: AutoGraph would only cost time
+    return tf.autograph.experimental.do_not_convert(_make_dataset)(task, source, split, recipe, data_spec, training,
+                                                                  **kw)
+
+
+def _make_dataset(task, source, split, recipe, data_spec, training, **kw):
     pipe_aug, local_aug = aug.from_recipe(recipe)
     if task.make_dataset is not None:
         ds = task.make_dataset(source, split, recipe, data_spec, training, **kw)
