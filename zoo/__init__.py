@@ -12,7 +12,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # TensorFlow turns its oneDNN CPU kernels on by default only on CPUs with AVX-512 VNNI/BF16 or AMX; on an
-# AVX2-only x86 CPU they are off and training is 1.15-2.9x slower (ResNet-20 2.3x, LeNet-5 2.5x; BENCHMARKS.md).
+# AVX2-only x86 CPU they are off and a train step is 1.3-2.8x slower (ResNet-20 2.1x, LeNet-5 2.1x; BENCHMARKS.md).
 # Read once, when TensorFlow is first imported: set TF_ENABLE_ONEDNN_OPTS=0 to keep TF's Eigen kernels.
 os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
