@@ -264,6 +264,8 @@ def main(argv=None):
     tmp = tempfile.mkdtemp(prefix="zoo-bench-")
     data = os.path.join(tmp, "cifar_shaped.npz")
     write_data(data)
+    # captured before torch_precision() imports zoo, which sets TF_ENABLE_ONEDNN_OPTS in this process: the plain
+    # Keras side runs with TensorFlow's own defaults, the zoo side sets its own
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     result = {"images": N_TRAIN * args.epochs, "epochs": args.epochs, "rounds": args.rounds, "sides": sides}
     for side in sides:

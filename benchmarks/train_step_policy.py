@@ -24,11 +24,13 @@ SETTINGS = [("float32", False, "keras"), ("mixed_bfloat16", False, "keras"),
 
 
 def one(policy: str, xla: bool, bn: str) -> float:
+    import zoo  # first: it sets TF's CPU kernel options (oneDNN) before TensorFlow is imported, as `zoo train` does
+
+    # isort: split
     import keras
     import numpy as np
     import tensorflow as tf
 
-    import zoo
     from zoo.models import layers
 
     if bn == "keras":  # the baseline: Keras' own computation in the same network

@@ -227,7 +227,7 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
 
 # The map functions below (and the augmentation ops) are graph code as written, with no Python control flow
 # on tensors, so tf.data's AutoGraph conversion of them changes nothing; it cost ~1.2 CPU-s per run (train and
-# test splits, flip + crop, 2-core CPU). Functions a caller passes in are not converted either.
+# test splits, flip + crop, 2-core CPU). Maps a caller adds to the returned dataset are converted as usual.
 @tf.autograph.experimental.do_not_convert
 def build(source, *, split="train", task=None, image_size=None, batch_size=32, augment=(), backend="auto",
           shuffle=None, seed=None, cache=True, normalization="scale", val_split=0.1, strict=False, channels=None,
