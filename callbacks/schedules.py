@@ -225,6 +225,29 @@ SCHEDULES = {
 NAMES = tuple(SCHEDULES) + ("plateau",)
 
 
+def fraction_boundaries(fractions, total_steps):
+    """Step boundaries at `fractions` (increasing, in (0, 1)) of a run of `total_steps` steps.
+
+    A recipe written this way keeps its shape at any run length: the CIFAR ResNet's drops at 32k and 48k
+    of 64k steps are `[0.5, 0.75]`, and a 500-step run on a small dataset drops at steps 250 and 375.
+    Boundaries are at least one step apart.
+    """
+    fractions = [float(f) for f in fractions]
+    if any(not 0.0 < f < 1.0 for f in fractions) or any(b <= a for a, b in zip(fractions, fractions[1:])):
+        raise ValueError(f"`boundaries_fraction` must be increasing values in (0, 1). Received: {fractions}")
+    steps = []
+    for f in fractions:
+        steps.append(max(int(round(f * total_steps)), steps[-1] + 1 if steps else 1))
+    return steps
+
+
+def _run_steps(steps_per_epoch, epochs, total_steps):
+    if epochs is None and total_steps is None:
+        raise ValueError("piecewise `boundaries_fraction` needs the number of epochs or `total_steps`")
+    run = int(epochs * steps_per_epoch) if epochs is not None else int(total_steps)
+    return min(run, int(total_steps)) if total_steps else run
+
+
 def check_name(name):
     """Returns `name` if it is a known schedule (or None); ValueError naming the closest otherwise."""
     if name is None or name in NAMES:
@@ -234,7 +257,7 @@ def check_name(name):
     raise ValueError(f"Unknown lr_schedule {name!r}.{hint} Allowed: none, {', '.join(NAMES)}.")
 
 
-def get(name, *, lr, steps_per_epoch, epochs=None, **args):
+def get(name, *, lr, steps_per_epoch, epochs=None, total_steps=None, **args):
     """Builds the schedule `name` for a recipe.
 
     Args:
@@ -242,9 +265,10 @@ def get(name, *, lr, steps_per_epoch, epochs=None, **args):
         lr: The recipe's initial learning rate (`k` for inverse_sqrt, the peak for cosine).
         steps_per_epoch: Optimizer steps per epoch.
         epochs: Total epochs; cosine decays over them unless `decay_steps` is given.
-        **args: The recipe's `schedule_args`. `piecewise` takes `boundaries_epochs` or
-            `boundaries_steps` (plus `values`); `cosine` takes `warmup_epochs` or
-            `warmup_steps`.
+        total_steps: The run's optimizer steps, if fewer than `epochs * steps_per_epoch`.
+        **args: The recipe's `schedule_args`. `piecewise` takes `boundaries_epochs`,
+            `boundaries_steps` or `boundaries_fraction` (of the run's steps), plus `values`;
+            `cosine` takes `warmup_epochs` or `warmup_steps`.
 
     Returns:
         A `LearningRateSchedule`, or the float `lr`.
@@ -255,6 +279,9 @@ def get(name, *, lr, steps_per_epoch, epochs=None, **args):
     args = dict(args)
     try:
         if name == "piecewise":
+            if "boundaries_fraction" in args:
+                total = _run_steps(steps_per_epoch, epochs, total_steps)
+                args["boundaries_steps"] = fraction_boundaries(args.pop("boundaries_fraction"), total)
             if "boundaries_steps" in args:
                 return PiecewiseConstantDecay(args.pop("boundaries_steps"), unit="step", **args)
             boundaries = args.pop("boundaries_epochs", args.pop("boundaries", None))

@@ -254,7 +254,7 @@ def test_recipes_are_the_papers():
     assert [r["published"]["test_error"] for r in cifar.values()] == [0.0875, 0.0751, 0.0697]
     r = cifar["resnet20"]
     assert (r["optimizer"], r["lr"], r["momentum"], r["weight_decay"], r["batch_size"]) == ("momentum", 0.1, 0.9, 1e-4, 128)
-    assert r["schedule_args"]["boundaries_steps"] == [32000, 48000] and r["extra"]["total_steps"] == 64000
+    assert r["schedule_args"]["boundaries_fraction"] == [0.5, 0.75] and r["extra"]["total_steps"] == 64000
     assert set(r["augment"]) == {"flip", "pad_crop"} and r["extra"]["pad_pixels"] == 4
     for name in ("resnet50", "mobilenet", "mobilenet_v2"):
         recipe = zoo.get_spec(name).recipe

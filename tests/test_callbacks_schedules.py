@@ -96,6 +96,15 @@ def test_get_from_recipe_arguments():
     assert schedules.get("plateau", lr=0.01, steps_per_epoch=5) == 0.01
     steps = schedules.get("piecewise", lr=0.1, steps_per_epoch=5, boundaries_steps=[10], values=[0.1, 0.01])
     assert steps.unit == "step" and float(steps(9)) == pytest.approx(0.1) and float(steps(10)) == pytest.approx(0.01)
+    frac = schedules.get("piecewise", lr=0.1, steps_per_epoch=5, epochs=8, boundaries_fraction=[0.5, 0.75],
+                         values=[0.1, 0.01, 0.001])
+    assert frac.boundaries == [20, 30]
+    capped = schedules.get("piecewise", lr=0.1, steps_per_epoch=5, epochs=8, total_steps=20,
+                           boundaries_fraction=[0.5], values=[0.1, 0.01])
+    assert capped.boundaries == [10]
+    assert schedules.fraction_boundaries([0.5, 0.75], 2) == [1, 2]  # at least one step apart
+    with pytest.raises(ValueError, match=r"boundaries_fraction.*\[0.5, 1.5\]"):
+        schedules.fraction_boundaries([0.5, 1.5], 100)
     cosine = schedules.get("cosine", lr=0.1, steps_per_epoch=10, epochs=5, warmup_epochs=1)
     assert (cosine.warmup_steps, cosine.decay_steps) == (10, 40)
     assert float(cosine(10)) == pytest.approx(0.1) and float(cosine(50)) == pytest.approx(0.0, abs=1e-7)

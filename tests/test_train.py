@@ -77,8 +77,12 @@ def test_schedules_from_recipes_of_registered_models():
     mobile = Recipe(lr=0.1, lr_schedule="exponential", schedule_args={"decay_rate": 0.94, "decay_epochs": 2})
     assert float(optim.learning_rate(mobile, 10)(40)) == pytest.approx(0.1 * 0.94 ** 2)
     if "resnet20" in zoo.list_models():
-        lr = optim.learning_rate(zoo.get_spec("resnet20").recipe, steps_per_epoch=352)
+        recipe = zoo.get_spec("resnet20").recipe  # CIFAR's 45k images: 352 steps, 182 epochs, capped at 64k steps
+        lr = optim.learning_rate(recipe, steps_per_epoch=352, epochs=recipe.epochs)
         assert float(lr(31999)) == pytest.approx(0.1) and float(lr(32000)) == pytest.approx(0.01)
+        assert float(lr(47999)) == pytest.approx(0.01) and float(lr(48000)) == pytest.approx(0.001)
+        small = optim.learning_rate(recipe, steps_per_epoch=3, epochs=recipe.epochs)  # 300 images: 546 steps
+        assert [float(small(s)) for s in (272, 273, 409, 410)] == pytest.approx([0.1, 0.01, 0.01, 0.001])
 
 
 def test_weight_decay_is_an_l2_penalty_on_kernels():

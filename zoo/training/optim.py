@@ -19,7 +19,8 @@ def learning_rate(recipe, steps_per_epoch: int, epochs: int | None = None):
             args["base"] = args.pop("decay_rate")
         if "decay_epochs" in args:
             args["base"] = args.get("base", 0.95) ** (1.0 / float(args.pop("decay_epochs")))
-    return schedules.get(recipe.lr_schedule, lr=recipe.lr, steps_per_epoch=steps_per_epoch, epochs=epochs, **args)
+    return schedules.get(recipe.lr_schedule, lr=recipe.lr, steps_per_epoch=steps_per_epoch, epochs=epochs,
+                         total_steps=recipe.extra.get("total_steps"), **args)
 
 
 def make_optimizer(recipe, steps_per_epoch: int, epochs: int | None = None):
