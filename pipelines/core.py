@@ -155,6 +155,8 @@ def _normalization(src, kind, channels, size, train_dev=0.0):
         prep = _prepare_fn(src, channels, size)
         ds = _read(src, "train", train_dev).take(normalize_lib.MAX_STATS_EXAMPLES)  # never train-dev examples
         ds = ds.map(lambda e: prep(e)["image"])
+        if ds.element_spec.shape.is_fully_defined():  # batches: one numpy step per 256 examples, not per example
+            ds = ds.batch(256)
         examples = ds.as_numpy_iterator()
     norm = normalize_lib.make(kind, scale=src.scale, channels=chans, train_examples=examples)
     if key is not None:

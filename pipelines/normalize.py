@@ -30,7 +30,8 @@ def make(kind: str, *, scale: float, channels: int, train_examples=None) -> dict
         kind: One of `KINDS`.
         scale: 1/255 for 8-bit images, 1.0 for float inputs.
         channels: Size of the last axis of the inputs.
-        train_examples: Iterable of raw training inputs (numpy), needed for "standardize".
+        train_examples: Iterable of raw training inputs (numpy arrays with channels last: examples or
+            batches of them), needed for "standardize"; at most `MAX_STATS_EXAMPLES` items are read.
     """
     kind = check_kind(kind)
     if kind == "none":

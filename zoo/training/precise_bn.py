@@ -64,16 +64,20 @@ def _batch_statistics(model, layers, dataset, examples):
     """`(examples seen, per layer [sum of n * mean, sum of n * (variance + mean^2)])` over `dataset`'s batches."""
     import tensorflow as tf
 
-    forward = tf.function(lambda x: model(x, training=True))
+    @tf.function
+    def forward(x):  # the batch's statistics come back with the call: no variable reads per layer and batch
+        model(x, training=True)
+        return [(tf.identity(layer.moving_mean), tf.identity(layer.moving_variance)) for layer in layers]
+
     sums, seen = [[0.0, 0.0] for _ in layers], 0
     for batch in dataset:
         x, _, _ = keras.utils.unpack_x_y_sample_weight(batch)
-        forward(x)
+        stats = forward(x)
         n = int(keras.ops.shape(keras.tree.flatten(x)[0])[0])
-        for total, layer in zip(sums, layers):
-            mean = np.asarray(layer.moving_mean, np.float64)
+        for total, (mean, variance) in zip(sums, stats):
+            mean = np.asarray(mean, np.float64)
             total[0] = total[0] + n * mean
-            total[1] = total[1] + n * (np.asarray(layer.moving_variance, np.float64) + mean**2)
+            total[1] = total[1] + n * (np.asarray(variance, np.float64) + mean**2)
         seen += n
         if seen >= examples:
             break
