@@ -5,7 +5,9 @@ batch 128, flip + 4-pixel pad-and-crop augmentation, SGD with momentum, then eva
 Each side runs as a separate process (imports, data, training, evaluation and, for the zoo,
 its run directory, reports and plots included), in turn for `--rounds` rounds; the ratio of the
 median wall times is the zoo's speed-up. CPU-seconds (user + system of each process) are reported
-too: on a shared machine they move less than wall times.
+too: on a shared machine they move less than wall times. "Steady epoch s" is the median time of the epochs after
+the first, from each side's own "epoch k/n - S.Ss" lines (the zoo's include its backups; no side evaluates a
+dev split between epochs).
 
 The PyTorch side is the same ResNet-20 (option-A shortcuts, BatchNorm momentum 0.1 = Keras' 0.9),
 channels_last, bf16 autocast where the CPU has bf16 units and float32 elsewhere (`--torch-precision auto`, the
@@ -24,6 +26,7 @@ import argparse
 import importlib.util
 import json
 import os
+import re
 import resource
 import statistics
 import subprocess
@@ -101,8 +104,15 @@ def baseline(data_path, epochs=EPOCHS):
     model = keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
     model.compile(optimizer=keras.optimizers.SGD(0.1, momentum=0.9), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
+    class EpochTime(keras.callbacks.Callback):  # the same "epoch k/n - S.Ss" line as the other two sides
+        def on_epoch_begin(self, epoch, logs=None):
+            self.start = time.perf_counter()
+
+        def on_epoch_end(self, epoch, logs=None):
+            print(f"epoch {epoch + 1}/{epochs} - {time.perf_counter() - self.start:.2f}s", flush=True)
+
     start = time.perf_counter()
-    model.fit(train, epochs=epochs, verbose=2)
+    model.fit(train, epochs=epochs, verbose=0, callbacks=[EpochTime()])
     fit_s = time.perf_counter() - start
     result = model.evaluate(test, return_dict=True, verbose=0)
     print(json.dumps({"fit_s": fit_s, "params": model.count_params(), "test_accuracy": result["accuracy"]}))
@@ -156,6 +166,7 @@ def torch_side(data_path, epochs=EPOCHS, precision="bf16"):
 
     start = time.perf_counter()
     for epoch in range(epochs):
+        epoch_start = time.perf_counter()
         model.train()
         order, seen, loss_sum = torch.randperm(len(x_train)), 0, 0.0
         for k in range(0, len(order), BATCH):
@@ -167,7 +178,8 @@ def torch_side(data_path, epochs=EPOCHS, precision="bf16"):
             loss.backward()
             opt.step()
             seen, loss_sum = seen + len(idx), loss_sum + float(loss.detach()) * len(idx)
-        print(f"epoch {epoch + 1}/{epochs} - loss {loss_sum / seen:.4f}", flush=True)
+        print(f"epoch {epoch + 1}/{epochs} - {time.perf_counter() - epoch_start:.2f}s - loss {loss_sum / seen:.4f}",
+              flush=True)
     fit_s = time.perf_counter() - start
     model.eval()
     correct = 0
@@ -178,6 +190,15 @@ def torch_side(data_path, epochs=EPOCHS, precision="bf16"):
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"fit_s": fit_s, "params": params, "test_accuracy": correct / len(x_test),
                       "torch": torch.__version__, "precision": precision}))
+
+
+EPOCH_LINE = re.compile(r"^epoch (\d+)/\d+ - ([\d.]+)s", re.MULTILINE)
+
+
+def steady_epoch_s(stdout):
+    """Median seconds of the epochs after the first (tracing and warm-up excluded); None with one epoch."""
+    times = [float(t) for k, t in EPOCH_LINE.findall(stdout) if int(k) > 1]
+    return statistics.median(times) if times else None
 
 
 def _children_cpu():
@@ -212,29 +233,32 @@ def _run_side(side, data, out, epochs, env, torch_prec="bf16"):
     """`(wall s, CPU s, test accuracy, details)` of one whole process of `side`."""
     if side == "zoo":
         zoo_bin = os.path.join(os.path.dirname(sys.executable), "zoo")
-        wall, cpu_s, _ = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(epochs),
-                                "--batch-size", str(BATCH), "--augment", "flip,pad_crop", "--set", "val_split=0.0",
-                                "--out", out], env)
+        wall, cpu_s, stdout = timed([zoo_bin, "train", "resnet20", "--data", data, "--epochs", str(epochs),
+                                     "--batch-size", str(BATCH), "--augment", "flip,pad_crop", "--set",
+                                     "val_split=0.0", "--out", out], env)
         with open(os.path.join(out, "metrics.json")) as f:
             accuracy = json.load(f)["test"]["accuracy"]
         with open(os.path.join(out, "config.json")) as f:
-            return wall, cpu_s, accuracy, {"precision": json.load(f)["precision"]}
+            return wall, cpu_s, accuracy, {"precision": json.load(f)["precision"], "epoch_s": steady_epoch_s(stdout)}
     wall, cpu_s, stdout = timed([sys.executable, os.path.abspath(__file__), "--side", side, "--data", data,
                                  "--epochs", str(epochs), "--torch-precision", torch_prec], env)
-    details = json.loads(stdout.strip().splitlines()[-1])
+    details = {**json.loads(stdout.strip().splitlines()[-1]), "epoch_s": steady_epoch_s(stdout)}
     return wall, cpu_s, details["test_accuracy"], details
 
 
 def _markdown(result, epochs) -> str:
     med = {side: statistics.median(result[f"{side}_s"]) for side in result["sides"]}
     cpu = {side: statistics.median(result[f"{side}_cpu_s"]) for side in result["sides"]}
-    lines = ["| side | median wall s (whole process) | CPU-s | images/s | test acc per round |",
-             "|---|---:|---:|---:|---:|"]
+    lines = ["| side | median wall s (whole process) | CPU-s | images/s | steady epoch s | test acc per round |",
+             "|---|---:|---:|---:|---:|---:|"]
     for side in result["sides"]:
         label = LABELS[side] + {"zoo": f" ({result.get('zoo_precision')})",
                                 "torch": f" ({result.get('torch_precision')})"}.get(side, "")
         accs = " / ".join(f"{a:.3f}" for a in result[f"{side}_test_accuracy"])
-        lines.append(f"| {label} | {med[side]:.1f} | {cpu[side]:.0f} | {N_TRAIN * epochs / med[side]:.0f} | {accs} |")
+        epoch_s = [e for e in result[f"{side}_epoch_s"] if e is not None]
+        steady = f"{statistics.median(epoch_s):.2f}" if epoch_s else "-"
+        lines.append(f"| {label} | {med[side]:.1f} | {cpu[side]:.0f} | {N_TRAIN * epochs / med[side]:.0f} | {steady} "
+                     f"| {accs} |")
     ratios = [f"zoo vs {LABELS[side]}: **{med[side] / med['zoo']:.2f}x** wall, {cpu[side] / cpu['zoo']:.2f}x CPU-s"
               for side in result["sides"] if side != "zoo" and "zoo" in med]
     return "\n".join(lines) + "\n\n" + f"{epochs} epochs; " + "; ".join(ratios)
@@ -269,7 +293,7 @@ def main(argv=None):
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": os.environ.get("CUDA_VISIBLE_DEVICES", "")}
     result = {"images": N_TRAIN * args.epochs, "epochs": args.epochs, "rounds": args.rounds, "sides": sides}
     for side in sides:
-        result.update({f"{side}_s": [], f"{side}_cpu_s": [], f"{side}_test_accuracy": []})
+        result.update({f"{side}_s": [], f"{side}_cpu_s": [], f"{side}_test_accuracy": [], f"{side}_epoch_s": []})
     torch_prec = result["torch_precision"] = torch_precision(args.torch_precision)
     for r in range(args.rounds):
         line = []
@@ -278,6 +302,7 @@ def main(argv=None):
             result[f"{side}_s"].append(wall)
             result[f"{side}_cpu_s"].append(cpu_s)
             result[f"{side}_test_accuracy"].append(accuracy)
+            result[f"{side}_epoch_s"].append(details["epoch_s"])
             if side == "zoo":
                 result["zoo_precision"] = details["precision"]
             line.append(f"{side} {wall:.1f}s ({cpu_s:.0f} CPU-s, test accuracy {accuracy:.3f})")
