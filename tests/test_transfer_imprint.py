@@ -6,6 +6,7 @@ import pytest
 
 from zoo import transfer
 from zoo.transfer import finetune as ft
+from zoo.transfer import heads
 from zoo.transfer.heads import imprint
 
 
@@ -39,6 +40,20 @@ def test_imprinting_classifies_a_separable_set_before_any_training():
     accuracy, loss = _accuracy_and_loss(model, x[test], y[test])
     assert accuracy > 0.95 and loss < np.log(3) / 2 and scale > 0  # chance: 1/3 and log(3)
     assert all(np.array_equal(a, b) for a, b in zip(body, model.get_layer("features").get_weights()))
+
+
+def test_imprint_scale_is_fitted_leave_one_out():
+    # Pure noise, 2 examples per class: each example is nearer its own class mean only because it is half of
+    # it. Fitted on the same examples the scale came out at 2.5; held out, the means say nothing.
+    rng = np.random.default_rng(0)
+    feats, labels = rng.normal(size=(6, 64)), np.repeat(np.arange(3), 2)
+    means = np.stack([feats[labels == c].mean(0) for c in range(3)])
+    in_sample = feats @ means.T - 0.5 * (means ** 2).sum(1)
+    assert np.array_equal(in_sample.argmax(1), labels)  # separable in sample
+    assert heads._fit_scale(feats, labels, means) <= 0.1
+    x, y = _clusters(n=20)  # real structure: held-out examples are still classified, the scale stays useful
+    means = np.stack([x[y == c].mean(0) for c in range(3)]).astype("float64")
+    assert heads._fit_scale(x.astype("float64"), y, means) >= 1.0
 
 
 def test_imprinting_refuses_a_missing_class_and_a_non_dense_head():
