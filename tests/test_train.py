@@ -160,6 +160,26 @@ def test_the_train_step_is_traced_once(tmp_path):
     assert len(run.history) == 2 and len(traces) == 1
 
 
+def test_fit_reads_the_training_split_through_one_iterator(tmp_path, monkeypatch):
+    """The split is repeated and an epoch is one pass: Keras then keeps one iterator instead of one per epoch."""
+    import tensorflow as tf
+
+    seen, fit = {}, keras.Model.fit
+
+    def spy(self, x=None, **kw):
+        seen.update(cardinality=int(x.cardinality()), steps=kw.get("steps_per_epoch"))
+        return fit(self, x, **kw)
+
+    monkeypatch.setattr(keras.Model, "fit", spy)
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(x))
+    run = zoo.train(model, tiny_npz(tmp_path / "tiny.npz", n=100), out=tmp_path / "run", epochs=2, batch_size=16,
+                    val_split=0.0, verbose=0)
+    assert seen == {"cardinality": tf.data.INFINITE_CARDINALITY, "steps": 7}  # 100 examples, batch 16
+    assert len(run.history) == 2
+
+
 def test_each_split_is_built_once_per_run(tmp_path, monkeypatch):
     """fit, precise BN and the final evaluation share one dataset per split (building traces its maps)."""
     from zoo.training import data as data_lib

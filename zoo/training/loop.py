@@ -347,6 +347,21 @@ def _build_state(net, element_spec) -> None:
         return
 
 
+def _one_iterator(net, train):
+    """`(dataset, steps_per_epoch)`: the training split repeated, so that `fit` keeps one iterator for the run.
+
+    Keras makes a new iterator each epoch for a finite dataset; on a 2-core CPU that restart stalled a
+    ResNet-20 epoch for 8-10 s (idle CPU, in about one epoch of three; BENCHMARKS.md, issue 24). Repeated, with
+    `steps_per_epoch` = one pass, the epochs are the same batches (shuffle and augmentation are re-drawn at each
+    pass, as before). Left as it is where a pass's length is unknown or several replicas share the batches.
+    """
+    strategy = getattr(net, "distribute_strategy", None)
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        return train, None
+    steps = int(train.cardinality())
+    return (train.repeat(), steps) if steps > 0 else (train, None)
+
+
 def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> None:
     """Fits from the last backed-up epoch (with `resume`); raises `TrainingDiverged` on a NaN loss."""
     initial_epoch = watch.backup.restore(net) if resume else 0
@@ -355,8 +370,10 @@ def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> No
     if initial_epoch < epochs:
         train = dataset("train", True)
         _build_state(net, train.element_spec)
+        train, steps = _one_iterator(net, train)
         net.fit(train, validation_data=dataset("val", False) if has_val else None, epochs=epochs,
-                initial_epoch=initial_epoch, callbacks=watch.callbacks, verbose=watch.verbose, shuffle=False)
+                steps_per_epoch=steps, initial_epoch=initial_epoch, callbacks=watch.callbacks,
+                verbose=watch.verbose, shuffle=False)
     good = watch.backup.latest()
     watch.guard.check(
         f"The last good checkpoint (epoch {good['epoch']}) is in {watch.backup.backup_dir}; "
