@@ -352,8 +352,8 @@ def _one_iterator(net, train):
 
     Keras makes a new iterator each epoch for a finite dataset; on a 2-core CPU that restart stalled a
     ResNet-20 epoch for 8-10 s (idle CPU, in about one epoch of three; BENCHMARKS.md, issue 24). Repeated, with
-    `steps_per_epoch` = one pass, the epochs are the same batches (shuffle and augmentation are re-drawn at each
-    pass, as before). Left as it is where a pass's length is unknown or several replicas share the batches.
+    `steps_per_epoch` = one pass, each epoch is still one pass over the split, with shuffle order and augmentation
+    re-drawn at each pass. Left as it is where a pass's length is unknown or several replicas share the batches.
     """
     strategy = getattr(net, "distribute_strategy", None)
     if strategy is not None and strategy.num_replicas_in_sync > 1:
