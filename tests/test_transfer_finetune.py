@@ -134,6 +134,17 @@ def test_finetune_cli_run_directory_evaluates_and_exports(pretrained_run, tmp_pa
         assert os.path.isfile(os.path.join(exported, "1", "saved_model.pb"))
 
 
+def test_batchnorm_trains_in_phase_two_unless_told_not_to():
+    # On real digits (resnet20 pre-trained on 0-4, 5-9 at 10 and 30 per class) training BN beat keeping it
+    # frozen on 6 of 6 paired seeds (BENCHMARKS.md, issue 19); fastai and timm train it too.
+    from zoo.cli import build_parser
+
+    assert ft.DEFAULTS["train_bn"] is True
+    parse = build_parser().parse_args
+    base = ["finetune", "RUN", "--data", "B"]
+    assert [parse(base + flag).train_bn for flag in ([], ["--train-bn"], ["--no-train-bn"])] == [None, True, False]
+
+
 def test_cli_errors_are_one_line(tmp_path, capsys):
     data = write_folder(tmp_path / "d")
     assert main(["finetune", "keras:MobileNetV22", "--data", data, "--out", str(tmp_path / "a"),

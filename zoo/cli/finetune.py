@@ -78,8 +78,9 @@ def add_parser(subparsers) -> None:
                    help=f"phase 2 learning rate, or auto for a range test ({D['finetune_lr']})")
     p.add_argument("--unfreeze", help="phase 2: 'all' (default), a share like 30%%, a backbone layer index like "
                                       "120, or names/globs/blocks like 'conv5_*,block_13'")
-    p.add_argument("--train-bn", dest="train_bn", action="store_true", default=None,
-                   help="also train BatchNormalization in phase 2 (default: frozen, inference mode)")
+    p.add_argument("--train-bn", dest="train_bn", action=argparse.BooleanOptionalAction, default=None,
+                   help="train BatchNormalization in phase 2 (default; as fastai and timm); --no-train-bn keeps it "
+                        "frozen, in inference mode")
     p.add_argument("--lr-decay", dest="lr_decay", type=float,
                    help="phase 2 layer-wise rate decay per group towards the input, e.g. 0.5 (default: off)")
     p.add_argument("--lr-groups", dest="lr_groups", help="groups for --lr-decay: 'blocks' or a number")

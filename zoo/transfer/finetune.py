@@ -7,7 +7,7 @@
 The new classifier starts imprinted from the training split's class means (`head_init`, `heads.imprint`).
 Phase 1 ("head") trains it with the whole backbone frozen (by default only for a random head: an imprinted
 one already classifies by nearest class mean, and phase 2 starts from it, a closed-form LP-FT); phase 2
-("finetune") unfreezes the top of the backbone (BatchNormalization stays in inference mode unless `train_bn`)
+("finetune") unfreezes the top of the backbone (BatchNormalization trains too unless `train_bn=False`)
 and trains at a lower learning rate with early stopping, optionally with layer-wise decayed rates. Each phase is one
 `zoo.train` run in a sub-directory (`phase1-head/`, `phase2-finetune/`); the run directory itself then
 holds the same files as a `zoo train` run (model.keras, config.json, history.csv with a `phase` column,
@@ -39,7 +39,7 @@ DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
     "head_init": "imprint", "head_epochs": None, "head_steps": "auto", "head_lr": "auto",
     "finetune_epochs": None, "finetune_steps": 300, "finetune_lr": 3e-4, "unfreeze": "all",
-    "train_bn": False, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
+    "train_bn": True, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
     "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
     "strict": False, "follow_symlinks": False,
 }
