@@ -232,12 +232,9 @@ def _fit_scale(feats, labels, means):
     then started at training losses of 37-55.
     """
     logits = feats @ means.T - 0.5 * (means ** 2).sum(1)
-    counts = np.bincount(labels, minlength=len(means)).astype("float64")
-    n = counts[labels]
-    held = n > 1
-    own = (n[:, None] * means[labels] - feats) / np.maximum(n - 1.0, 1.0)[:, None]
-    rows = np.flatnonzero(held)
-    logits[rows, labels[rows]] = (feats[rows] * own[rows]).sum(1) - 0.5 * (own[rows] ** 2).sum(1)
+    n = np.bincount(labels, minlength=len(means))[labels][:, None].astype("float64")
+    own = np.where(n > 1, (n * means[labels] - feats) / np.maximum(n - 1.0, 1.0), means[labels])
+    logits[np.arange(len(labels)), labels] = (feats * own).sum(1) - 0.5 * (own ** 2).sum(1)
     best = (np.inf, 1.0)
     for s in np.logspace(-2, 3, 51):
         z = s * logits
