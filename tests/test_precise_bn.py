@@ -101,3 +101,9 @@ def test_precise_bn_must_be_a_count(tmp_path):
     x, y = train_matrix.tiny_images(32, (12, 12, 1), 3)
     with pytest.raises(ValueError, match=r"`precise_bn` must be an integer >= 0. Received: precise_bn=-1"):
         zoo.train(_slow_bn_net(), (x, y), out=tmp_path / "run", precise_bn=-1, verbose=0)
+
+
+def test_the_default_pass_stops_after_2048_examples(tmp_path, capsys):
+    x, y = train_matrix.tiny_images(2600, (12, 12, 1), 3)
+    zoo.train(_slow_bn_net(), (x, y), out=tmp_path / "run", epochs=1, batch_size=64, val_split=0.0, verbose=0)
+    assert "statistics recomputed over 2048 training examples" in capsys.readouterr().out  # not all 2,600
