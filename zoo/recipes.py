@@ -38,7 +38,7 @@ class Recipe:
         label_smoothing: For classification cross-entropy.
         precise_bn: Training examples over which BatchNormalization statistics are recomputed after
             training (`zoo.training.precise_bn`); 0 keeps Keras' moving averages. 2,048: on real digits and
-            on `shapes`, 256-2,048 examples gave the full training split's test accuracy within 0.5 points,
+            on `shapes`, 512-2,048 examples gave the full training split's test accuracy within 0.6 points,
             at a quarter of pycls' 8,192 forward passes (BENCHMARKS.md, issue 24).
         extra: Task-specific fields (loss weights, thresholds, ...).
         published: Published results this recipe reproduces (for the record).
