@@ -5,9 +5,9 @@ A short run leaves that average wrong in two ways: it still holds the initial st
 MobileNetV2's momentum 0.999, 80% of the average is the initial mean 0 / variance 1; such a model scored chance
 at inference while training at 100%), and it lags weights that moved in the last steps (ResNet-20 after 96
 steps at lr 0.1). Wu & Johnson 2021 ("Rethinking 'Batch' in BatchNorm") call the fix precise BatchNorm: with
-the weights fixed, average the statistics of a few thousand training examples (pycls: 8,192; the zoo's
-recipes: 2,048, `Recipe.precise_bn`; fvcore's `update_bn_stats` and Detectron2 for PyTorch). Keras has no such
-step, hence this module.
+the weights fixed, average the statistics of a few thousand training examples (pycls: 8,192; the zoo's:
+`Recipe.precise_bn`; fvcore's `update_bn_stats` and Detectron2 for PyTorch). Keras has no such step, hence this
+module.
 """
 
 from __future__ import annotations
