@@ -4,6 +4,7 @@ import h5py
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from keras.src.legacy.saving import legacy_h5_format
 
 import zoo
@@ -82,6 +83,15 @@ def test_option_a_shortcut_pads_channels_without_parameters():
     assert y.shape == (2, 4, 4, 32)
     np.testing.assert_array_equal(y[..., 8:24], x[:, ::2, ::2, :])
     assert not np.any(y[..., :8]) and not np.any(y[..., 24:])
+    odd = np.random.default_rng(1).normal(size=(2, 7, 7, 16)).astype("float32")  # ceil(7 / 2) = 4, as slicing
+    np.testing.assert_array_equal(np.asarray(resnet.PadShortcut(32, 2)(odd))[..., 8:24], odd[:, ::2, ::2, :])
+    x = tf.constant(x)
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        total = tf.reduce_sum(resnet.PadShortcut(32, 2)(x) * 3.0)
+    mask = np.zeros(x.shape, "float32")
+    mask[:, ::2, ::2, :] = 3.0  # the gradient reaches exactly the subsampled pixels
+    np.testing.assert_array_equal(tape.gradient(total, x).numpy(), mask)
     a, b = zoo.resnet20(), zoo.resnet20(shortcut="B")
     assert b.count_params() > a.count_params()
     assert "conv3_block1_0_conv" in [l.name for l in b.layers]

@@ -78,8 +78,8 @@ class PadShortcut(keras.layers.Layer):
         self.strides = int(strides)
 
     def call(self, x):
-        if self.strides > 1:
-            x = x[:, :: self.strides, :: self.strides, :]
+        if self.strides > 1:  # x[:, ::s, ::s]; its gradient (StridedSliceGrad) cost ~6% of a ResNet-20 step
+            x = keras.ops.average_pool(x, 1, strides=self.strides, padding="valid")
         extra = self.filters - x.shape[-1]
         return keras.ops.pad(x, [[0, 0], [0, 0], [0, 0], [extra // 2, extra - extra // 2]])
 
