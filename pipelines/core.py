@@ -234,7 +234,7 @@ def inspect(source, *, task=None, image_size=None, normalization="scale", val_sp
 def build(source, *, split="train", task=None, image_size=None, batch_size=32, augment=(), backend="auto",
           shuffle=None, seed=None, cache=True, normalization="scale", val_split=0.1, strict=False, channels=None,
           deterministic=False, max_boxes=None, data_dir=None, follow_symlinks=False,
-          train_dev=0.0) -> tf.data.Dataset:
+          train_dev=0.0, autotune=False) -> tf.data.Dataset:
     """Builds the input pipeline for one split of a source.
 
     Args:
@@ -264,6 +264,10 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
             must stay inside it either way.
         train_dev: Fraction of the training split carved out (seeded, fixed between runs) as split
             "train_dev": the training distribution, never trained on (Ng's train-dev set). Defaults to 0.
+        autotune: Run tf.data's autotuning thread (`tf.data.Options().autotune.enabled`). Off by default:
+            with it, deleting an iterator that ran for a while (the end of `fit`, a finished evaluation) can
+            block for up to 10 s with the CPU idle (TF 2.21); without it, parallel maps use one call per core
+            and prefetch buffers grow as needed (BENCHMARKS.md, issue 24).
 
     Returns:
         A `tf.data.Dataset` of `(inputs, targets)`; see the README for target formats.
@@ -303,6 +307,7 @@ def build(source, *, split="train", task=None, image_size=None, batch_size=32, a
     ds = ds.map(_finalize_fn(src.task, norm, size, batch_size is not None, src.is_image), num_parallel_calls=AUTOTUNE)
     ds = ds.prefetch(AUTOTUNE)
     options = tf.data.Options()
+    options.autotune.enabled = bool(autotune)
     # unshuffled splits keep the source order; so does a train-dev carve (its mask is by read position)
     options.deterministic = bool(deterministic) or not shuffle or bool(train_dev)
     name = splits_lib._ALIASES.get(split, split)

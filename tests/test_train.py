@@ -311,3 +311,37 @@ def test_evaluation_cache_does_not_keep_models_alive():
     del model
     gc.collect()
     assert ref() is None  # repeated zoo.train calls in one process (notebooks, the train matrix) must not leak
+
+
+@pytest.mark.parametrize("name", ["lenet5", "rnn", "yolo", "unet", "siamese"])  # one model per task
+def test_every_task_builds_its_splits_without_the_autotune_thread(name, tmp_path):
+    """tf.data's autotuning thread is off in every split a run builds (`pipelines.build(autotune=False)`).
+
+    With it on, deleting the training iterator at the end of `fit` blocked for 8-10 s with the CPU idle in
+    about one `zoo train resnet20` of three (TF 2.21; BENCHMARKS.md, issue 24). Task hooks keep the option.
+    """
+    from benchmarks import export_matrix
+    from zoo.tasks.base import get_task
+    from zoo.training import data as data_lib
+
+    spec = zoo.get_spec(name)
+    model = zoo.create_model(name, **spec.test_overrides)
+    task, shape = get_task(spec.task), export_matrix.served_shape(model)
+    classes = 8 if spec.task == "embedding" else export_matrix.classes_of(model, spec.task)  # identities to split
+    source = export_matrix.tiny_source(spec.task, shape, classes, str(tmp_path))
+    recipe = spec.recipe.override(batch_size=4, val_split=0.0)
+    run_data = data_lib.open_data(source, task, tuple(model.inputs[0].shape[1:]), recipe)
+    for split, training in (("train", True), ("test", False)):
+        ds = run_data.dataset(task, split, recipe, training, model=model, seed=0)
+        assert ds.options().autotune.enabled is False, (name, split)
+        next(iter(ds))  # the split still yields batches
+
+
+def test_pipelines_build_turns_autotune_on_when_asked():
+    import pipelines
+
+    x, y = tiny_arrays(40)
+    assert pipelines.build((x, y), batch_size=8).options().autotune.enabled is False
+    ds = pipelines.build((x, y), batch_size=8, autotune=True)
+    assert ds.options().autotune.enabled is True
+    assert next(iter(ds))[0].shape[0] == 8

@@ -350,8 +350,8 @@ def _build_state(net, element_spec) -> None:
 def _one_iterator(net, train):
     """`(dataset, steps_per_epoch)`: the training split repeated, so that `fit` keeps one iterator for the run.
 
-    Keras makes a new iterator each epoch for a finite dataset; on a 2-core CPU that restart stalled a
-    ResNet-20 epoch for 8-10 s (idle CPU, in about one epoch of three; BENCHMARKS.md, issue 24). Repeated, with
+    Keras makes a new iterator each epoch for a finite dataset, and deleting one could stall for 8-10 s (the
+    tf.data autotuning thread, now off in `pipelines.build`; BENCHMARKS.md, issue 24). Repeated, with
     `steps_per_epoch` = one pass, each epoch is still one pass over the split, with shuffle order and augmentation
     re-drawn at each pass. Left as it is where a pass's length is unknown or several replicas share the batches.
     """
