@@ -240,6 +240,21 @@ def test_cli_errors_are_one_line(tmp_path):
     assert os.listdir(tmp_path / "busy") == ["file"]
 
 
+def test_console_script_runs_atexit_handlers_and_keeps_the_exit_code(tmp_path):
+    """`zoo.cli.run` skips only the interpreter's teardown: atexit handlers, output and exit codes stay."""
+    script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', flush=True)); "
+              "sys.argv = ['zoo', *sys.argv[1:]]; from zoo.cli import run; run()")
+
+    def zoo_run(*args):
+        return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, env=ENV,
+                              cwd=ROOT, timeout=300)
+
+    ok = zoo_run("info", "lenet5")
+    assert ok.returncode == 0 and "lenet5" in ok.stdout and ok.stdout.rstrip().endswith("atexit ran"), ok.stderr
+    bad = zoo_run("info", "lenet6")
+    assert bad.returncode == 2 and "lenet6" in bad.stderr and "atexit ran" in bad.stdout
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_gives_every_epoch_once(tmp_path):
     data = tiny_npz(tmp_path / "tiny.npz", n=160, shape=(16, 16, 1))
