@@ -325,7 +325,9 @@ def test_predict_on_a_run_directory_leaves_no_export_behind(run, tmp_path, monke
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     assert main(["predict", str(run[0]), str(run[1] / "a" / "0.png")]) == 0
     assert "0.png" in capsys.readouterr().out
-    assert os.listdir(scratch) == []
+    # TF's AutoGraph caches the module it generates for SavedModel's signature wrapper in the temp folder, once
+    # per process, and deletes it at exit (an atexit handler, which `zoo` runs): not an export left behind.
+    assert [name for name in os.listdir(scratch) if not name.startswith("__autograph_generated_file")] == []
 
 
 def test_exported_version_folder_has_the_umask_permissions(exported):
@@ -403,3 +405,4 @@ def test_finetune_resume_with_a_config_that_is_a_list(tmp_path, capsys):
     os.makedirs(tmp_path / "ft")
     (tmp_path / "ft" / "config.json").write_text("[]\n")
     one_line(capsys, main(["finetune", "x", "--resume", "--out", str(tmp_path / "ft")]), "must hold a JSON object")
+

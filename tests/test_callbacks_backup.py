@@ -57,7 +57,7 @@ def test_partial_backup_is_ignored_and_rows_after_it_are_dropped(tmp_path):
     m.fit(x, y, validation_split=0.25, epochs=2, batch_size=16, callbacks=cbs, verbose=0)
     # A run killed while writing epoch 3: its folder exists, latest.json still says 2, history has 3 rows.
     os.makedirs(tmp_path / "backup" / "epoch-0003")
-    (tmp_path / "backup" / "epoch-0003" / "ckpt.weights.h5").write_bytes(b"garbage")
+    (tmp_path / "backup" / "epoch-0003" / "state.npz").write_bytes(b"garbage")
     cbs[0].rows.append({**cbs[0].rows[-1], "epoch": 3})
     cbs[0]._write()
     again = callbacks_for(tmp_path)
@@ -76,3 +76,48 @@ def test_on_train_begin_restores_without_explicit_call(tmp_path):
     hist = m2.fit(x, y, epochs=4, batch_size=16, callbacks=[BackupAndRestore(tmp_path)], verbose=0)
     assert len(hist.history["loss"]) == 2  # epochs 3 and 4 only
     assert m2._initial_epoch is None
+
+
+def test_backups_from_save_weights_still_restore(tmp_path):
+    """Backups written before `state.npz` (Keras' `save_weights` file) resume as they did."""
+    x, y = data()
+    first = model()
+    first.fit(x, y, epochs=2, batch_size=16, verbose=0)
+    os.makedirs(tmp_path / "epoch-0002")
+    first.save_weights(str(tmp_path / "epoch-0002" / "ckpt.weights.h5"))
+    (tmp_path / "latest.json").write_text(json.dumps({"epoch": 2, "name": "epoch-0002", "state": {}}))
+    second = model()
+    assert BackupAndRestore(tmp_path).restore(second) == 2
+    for a, b in zip(first.get_weights() + [np.asarray(v) for v in first.optimizer.variables],
+                    second.get_weights() + [np.asarray(v) for v in second.optimizer.variables]):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_backup_of_another_model_is_refused_by_name(tmp_path):
+    x, y = data()
+    model().fit(x, y, epochs=1, batch_size=16, callbacks=[BackupAndRestore(tmp_path)], verbose=0)
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(8), keras.layers.Dense(1)])
+    other.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    try:
+        BackupAndRestore(tmp_path).restore(other)
+    except ValueError as err:
+        assert "epoch-0001" in str(err) and "do not match" in str(err)
+    else:
+        raise AssertionError("a backup of a different model was restored")
+
+
+def test_weights_restore_under_another_optimizer_with_a_warning(tmp_path):
+    """As Keras' `load_weights`: the weights come back, a different optimizer's variables are skipped."""
+    import pytest
+
+    x, y = data()
+    first = model()
+    first.fit(x, y, epochs=1, batch_size=16, callbacks=[BackupAndRestore(tmp_path)], verbose=0)
+    other = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, activation="relu"), keras.layers.Dense(1)])
+    other.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="mse")
+    other.optimizer.build(other.trainable_variables)
+    with pytest.warns(UserWarning, match="optimizer state not restored"):
+        assert BackupAndRestore(tmp_path).restore(other) == 1
+    for a, b in zip(first.get_weights(), other.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(other.optimizer.iterations) == 0
