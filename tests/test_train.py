@@ -240,6 +240,27 @@ def test_cli_errors_are_one_line(tmp_path):
     assert os.listdir(tmp_path / "busy") == ["file"]
 
 
+def test_resume_with_a_lower_constant_rate_trains_at_that_rate(tmp_path, monkeypatch):
+    """The backup's `learning_rate` variable does not override the resumed recipe's constant rate."""
+    from zoo.training import loop
+
+    data, out = tiny_npz(tmp_path / "tiny.npz", n=64), tmp_path / "run"
+    finish = loop._finish
+
+    def interrupted(*args, **kw):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(loop, "_finish", interrupted)  # killed after epoch 1's backup, before the run completed
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train("softmax_regression", data, out=out, epochs=1, batch_size=16, optimizer="sgd", lr=0.5,
+                  lr_schedule=None, verbose=0)
+    monkeypatch.setattr(loop, "_finish", finish)
+    run = zoo.train("softmax_regression", out=out, resume=True, epochs=2, lr=0.01, verbose=0)
+    assert [row["epoch"] for row in run.history] == [1, 2]
+    assert float(run.model.optimizer.learning_rate) == pytest.approx(0.01)
+    assert int(run.model.optimizer.iterations) == 2 * run.config["steps_per_epoch"]  # epoch 1 restored, not redone
+
+
 def test_console_script_runs_atexit_handlers_and_keeps_the_exit_code(tmp_path):
     """`zoo.cli.run` skips only the interpreter's teardown: atexit handlers, output and exit codes stay."""
     script = ("import atexit, sys; atexit.register(lambda: print('atexit ran', flush=True)); "

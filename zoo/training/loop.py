@@ -362,9 +362,24 @@ def _one_iterator(net, train):
     return (train.repeat(), steps) if steps > 0 else (train, None)
 
 
-def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir) -> None:
+def _keep_requested_rate(net, recipe: Recipe) -> None:
+    """After a restore, a constant rate is the resumed recipe's (e.g. a lower `--lr`), not the backup's.
+
+    The backup holds the optimizer's `learning_rate` variable, which during a run only ReduceLROnPlateau changes
+    (its reductions are kept). Schedules follow the restored step count and need nothing.
+    """
+    if recipe.lr_schedule == "plateau":
+        return
+    rate = optim.learning_rate(recipe, 1)
+    if isinstance(rate, (int, float)):
+        net.optimizer.learning_rate = float(rate)
+
+
+def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir, recipe: Recipe) -> None:
     """Fits from the last backed-up epoch (with `resume`); raises `TrainingDiverged` on a NaN loss."""
     initial_epoch = watch.backup.restore(net) if resume else 0
+    if resume:
+        _keep_requested_rate(net, recipe)
     if resume:
         print(f"zoo: resuming after epoch {initial_epoch}", flush=True)
     if initial_epoch < epochs:
@@ -546,7 +561,7 @@ def train(
     rundir.write_json(os.path.join(run_dir, rundir.CONFIG), config)
     watch = _callbacks(run_dir, plan.recipe, monitor, verbose)
     _fit(net, dataset, watch, epochs=epochs, resume=resume, has_val=bool(run_data.spec.splits.get("val")),
-         run_dir=run_dir)
+         run_dir=run_dir, recipe=plan.recipe)
     results, plots, diagnosis, stopping = _finish(net, dataset, plan, run_data, run_dir, watch)
     run = Run(run_dir=run_dir, model=net, config=config, history=list(watch.history.rows), metrics=results,
               diagnosis=diagnosis, early_stopping=stopping)
