@@ -41,7 +41,6 @@ def main(argv=None) -> int:
         return 2
 
 
-
 def run() -> None:
     """The `zoo` console script: `main`, its atexit handlers, then exit without the interpreter's teardown.
 
