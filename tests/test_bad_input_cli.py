@@ -405,4 +405,3 @@ def test_finetune_resume_with_a_config_that_is_a_list(tmp_path, capsys):
     os.makedirs(tmp_path / "ft")
     (tmp_path / "ft" / "config.json").write_text("[]\n")
     one_line(capsys, main(["finetune", "x", "--resume", "--out", str(tmp_path / "ft")]), "must hold a JSON object")
-

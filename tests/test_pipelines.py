@@ -200,3 +200,12 @@ def test_feature_vectors_pass_through():
     assert spec.image_shape == (2,) and spec.normalization["scale"] == 1.0
     xb, _ = next(iter(pipelines.build((x, y), split="test", batch_size=None)))
     assert xb.shape == (2,)
+
+
+def test_autotune_is_off_unless_asked():
+    """tf.data's autotuning thread stays off by default (its iterator deletion stalled 8-10 s; issue 24)."""
+    x, y = _pair(40)
+    assert pipelines.build((x, y), batch_size=8).options().autotune.enabled is False
+    ds = pipelines.build((x, y), batch_size=8, autotune=True)
+    assert ds.options().autotune.enabled is True
+    assert next(iter(ds))[0].shape[0] == 8

@@ -365,14 +365,11 @@ def _one_iterator(net, train):
 def _keep_requested_rate(net, recipe: Recipe) -> None:
     """After a restore, a constant rate is the resumed recipe's (e.g. a lower `--lr`), not the backup's.
 
-    The backup holds the optimizer's `learning_rate` variable, which during a run only ReduceLROnPlateau changes
-    (its reductions are kept). Schedules follow the restored step count and need nothing.
+    A constant rate lives in an optimizer variable that the backup restores; schedules follow the restored step
+    count, and ReduceLROnPlateau's reductions ("plateau") are kept.
     """
-    if recipe.lr_schedule == "plateau":
-        return
-    rate = optim.learning_rate(recipe, 1)
-    if isinstance(rate, (int, float)):
-        net.optimizer.learning_rate = float(rate)
+    if recipe.lr_schedule is None:
+        net.optimizer.learning_rate = float(recipe.lr)
 
 
 def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir, recipe: Recipe) -> None:
@@ -380,7 +377,6 @@ def _fit(net, dataset, watch: _Watch, *, epochs, resume, has_val, run_dir, recip
     initial_epoch = watch.backup.restore(net) if resume else 0
     if resume:
         _keep_requested_rate(net, recipe)
-    if resume:
         print(f"zoo: resuming after epoch {initial_epoch}", flush=True)
     if initial_epoch < epochs:
         train = dataset("train", True)
