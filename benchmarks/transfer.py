@@ -35,6 +35,9 @@ accuracy and the standard error over seeds, and the margin (fine-tune minus scra
     .venv/bin/python benchmarks/transfer.py --defaults --task digits --model lenet5 --seeds 0,1,2
     .venv/bin/python benchmarks/transfer.py --defaults --task glyphs --model lenet5 --seeds 0,1,2 \
         --a-per-class 50
+
+`--arms finetune` runs the fine-tuning arm only (a change to `zoo finetune` leaves the scratch arm as it was); each
+arm's dev accuracy is printed with its test accuracy.
 """
 
 from __future__ import annotations
@@ -190,37 +193,47 @@ def run_defaults(args, work, log):
     """`zoo finetune RUN_A --data B` against `zoo train MODEL --data B`, no options, per size and seed."""
     seconds, rows = {}, {}
     run_a, acc_a, make_b = _prepare_defaults(args, work, log, seconds)
+    arms = [a for a in ("finetune", "scratch") if a in args.arms]
     for n in args.b_per_class:
-        rows[n] = {"scratch": [], "finetune": [], "head_only": [], "plan": []}
+        rows[n] = {"scratch": [], "finetune": [], "head_only": [], "plan": [], "dev": []}
         for seed in args.seeds:
             data_b = make_b(n, seed)
-            runs = {k: os.path.join(work, f"{k}{n}-s{seed}") for k in ("finetune", "scratch")}
+            runs = {k: os.path.join(work, f"{k}{n}-s{seed}") for k in arms}
             for path in runs.values():
                 shutil.rmtree(path, ignore_errors=True)
-            seconds[f"finetune{n}-s{seed}"] = zoo_cmd("finetune", run_a, "--data", data_b, "--out", runs["finetune"],
-                                                      log=log)
-            seconds[f"scratch{n}-s{seed}"] = zoo_cmd("train", args.model, "--data", data_b, "--out",
-                                                     runs["scratch"], log=log)
-            with open(os.path.join(runs["finetune"], "config.json")) as f:
-                ft = json.load(f)["finetune"]
-            for arm in ("scratch", "finetune"):
-                rows[n][arm].append(metrics(runs[arm])["test"]["accuracy"])
-            head = [p["metrics"]["test"]["accuracy"] for p in ft["phases"] if p["dir"] == "phase1-head"]
-            rows[n]["head_only"].append(head[0] if head else None)  # None: phase 1 skipped (imprinted head)
-            rows[n]["plan"].append(ft.get("plan"))
-            print(json.dumps({"n": n, "seed": seed, **{k: v[-1] for k, v in rows[n].items()}}), flush=True)
+            if "finetune" in runs:
+                seconds[f"finetune{n}-s{seed}"] = zoo_cmd("finetune", run_a, "--data", data_b, "--out",
+                                                          runs["finetune"], log=log)
+            if "scratch" in runs:
+                seconds[f"scratch{n}-s{seed}"] = zoo_cmd("train", args.model, "--data", data_b, "--out",
+                                                         runs["scratch"], log=log)
+            _record(rows[n], runs)
+            print(json.dumps({"n": n, "seed": seed, **{k: v[-1] for k, v in rows[n].items() if v}}), flush=True)
         rows[n]["margin"] = [f - s for f, s in zip(rows[n]["finetune"], rows[n]["scratch"])]
     return {"task": args.task, "pretrain_test_accuracy_A": acc_a, "B": rows, "seconds_wall_cpu": seconds}
+
+
+def _record(row, runs):
+    """Appends each arm's test accuracy (and dev accuracies, the fine-tuning plan) of one B sample to `row`."""
+    for arm, path in runs.items():
+        row[arm].append(metrics(path)["test"]["accuracy"])
+    row["dev"].append({arm: metrics(path).get("val", {}).get("accuracy") for arm, path in runs.items()})
+    if "finetune" in runs:
+        with open(os.path.join(runs["finetune"], "config.json")) as f:
+            ft = json.load(f)["finetune"]
+        head = [p["metrics"]["test"]["accuracy"] for p in ft["phases"] if p["dir"] == "phase1-head"]
+        row["head_only"].append(head[0] if head else None)  # None: phase 1 skipped (imprinted head)
+        row["plan"].append(ft.get("plan"))
 
 
 def report_defaults(args, result, argv):
     """The `--defaults` result as a Markdown table (mean and standard error over seeds)."""
     def cell(n, k):
         values = [v for v in result["B"][n][k] if v is not None]
-        return "{:.3f} ± {:.3f}".format(*_mean_se(values)) if values else "skipped"
+        return "{:.3f} ± {:.3f}".format(*_mean_se(values)) if values else "skipped" if k == "head_only" else "-"
 
     lines = [f"| {n} | {cell(n, 'scratch')} | {cell(n, 'head_only')} | {cell(n, 'finetune')} | "
-             f"{cell(n, 'margin')} | {sum(m > 0.05 for m in result['B'][n]['margin'])}/{len(args.seeds)} |"
+             f"{cell(n, 'margin')} | {_above(result['B'][n]['margin'], len(args.seeds))} |"
              for n in args.b_per_class]
     cpu = sum(c for _, c in result["seconds_wall_cpu"].values())
     return (f"\n{datetime.date.today().isoformat()}, `{args.model}` on {args.task}, seeds {args.seeds}, "
@@ -228,6 +241,17 @@ def report_defaults(args, result, argv):
             f"Command: `.venv/bin/python benchmarks/transfer.py {' '.join(argv if argv is not None else sys.argv[1:])}`."
             "\n\n| B train images / class | `zoo train` (scratch) | finetune phase 1 only | `zoo finetune` | "
             "margin | seeds with margin > 5 points |\n|---:|---:|---:|---:|---:|---:|\n" + "\n".join(lines) + "\n")
+
+
+def _above(margins, seeds):
+    return f"{sum(m > 0.05 for m in margins)}/{seeds}" if margins else "-"
+
+
+def arm_list(text):
+    arms = text.split(",")
+    if not arms or any(a not in ("finetune", "scratch") for a in arms):
+        raise argparse.ArgumentTypeError(f"--arms {text!r}: a comma-separated list of finetune and scratch")
+    return arms
 
 
 def sizes_or_zero(text):
@@ -268,6 +292,8 @@ def main(argv=None):
                    help="--defaults: glyph identities, or scikit-learn's digits (0-4 -> 5-9)")
     p.add_argument("--gray", action="store_true", help="--defaults: grayscale glyphs")
     p.add_argument("--pretrained", help="--defaults: reuse this task-A run directory instead of pre-training")
+    p.add_argument("--arms", type=arm_list, default=["finetune", "scratch"],
+                   help="--defaults: the B arms to run, finetune,scratch (a fine-tuning change leaves scratch as it was)")
     p.add_argument("--seeds", type=sizes_or_zero, default=[0], help="--defaults: seeds of B's training sample")
     p.add_argument("--append", help="append the result as a Markdown section to this file")
     args = p.parse_args(argv)
