@@ -197,7 +197,8 @@ def test_resume_after_a_kill_in_phase_two(pretrained_run, tmp_path):
 # ------------------------------------------------------------------------------ step budgets, lr range test
 
 def test_phase_epochs_turn_a_step_budget_into_epochs():
-    assert ft.phase_epochs(300, 50, 32) == (100, 2)  # 2 steps per epoch: capped at MAX_EPOCHS
+    assert ft.phase_epochs(300, 50, 32) == (150, 2)  # 2 steps per epoch: the whole budget, 300 steps
+    assert ft.phase_epochs(300, 10, 32) == (300, 1)  # one step per epoch: still 300 steps
     assert ft.phase_epochs(300, 150, 32) == (60, 5)  # 300 steps
     assert ft.phase_epochs(300, 100_000, 32) == (ft.MIN_EPOCHS, 3125)  # a large set: MIN_EPOCHS, not 0
     assert ft.phase_epochs(300, 150, 32, epochs=7) == (7, 5)  # explicit epochs win
