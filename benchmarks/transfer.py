@@ -215,9 +215,10 @@ def run_defaults(args, work, log):
 
 def _record(row, runs):
     """Appends each arm's test accuracy (and dev accuracies, the fine-tuning plan) of one B sample to `row`."""
-    for arm, path in runs.items():
-        row[arm].append(metrics(path)["test"]["accuracy"])
-    row["dev"].append({arm: metrics(path).get("val", {}).get("accuracy") for arm, path in runs.items()})
+    scores = {arm: metrics(path) for arm, path in runs.items()}
+    for arm, m in scores.items():
+        row[arm].append(m["test"]["accuracy"])
+    row["dev"].append({arm: m.get("val", {}).get("accuracy") for arm, m in scores.items()})
     if "finetune" in runs:
         with open(os.path.join(runs["finetune"], "config.json")) as f:
             ft = json.load(f)["finetune"]
@@ -249,7 +250,7 @@ def _above(margins, seeds):
 
 def arm_list(text):
     arms = text.split(",")
-    if not arms or any(a not in ("finetune", "scratch") for a in arms):
+    if any(a not in ("finetune", "scratch") for a in arms):
         raise argparse.ArgumentTypeError(f"--arms {text!r}: a comma-separated list of finetune and scratch")
     return arms
 

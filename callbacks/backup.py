@@ -27,7 +27,7 @@ def _write_state(model, path) -> None:
     What Keras' `save_weights` stores, at ~10 ms instead of ~105 ms for ResNet-20 with its optimizer (paid at
     every epoch end; BENCHMARKS.md, issue 24).
     """
-    arrays = {f"w{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(model.weights)}
+    arrays = {f"w{i}": w for i, w in enumerate(model.get_weights())}
     arrays.update({f"o{i}": keras.ops.convert_to_numpy(v) for i, v in enumerate(_optimizer_variables(model))})
     np.savez(path, **arrays)
 
@@ -48,8 +48,7 @@ def _read_state(model, path) -> None:
     if not _matches(weights, model.weights):
         raise ValueError(f"Backup {path} holds {len(weights)} weights that do not match this model's "
                          f"{len(model.weights)}; resume with the model that wrote it.")
-    for variable, value in zip(model.weights, weights):
-        variable.assign(value)
+    model.set_weights(weights)  # checked first: Keras' own check assigns as it goes
     optimizer_variables = _optimizer_variables(model)
     if _matches(slots, optimizer_variables):
         for variable, value in zip(optimizer_variables, slots):

@@ -35,6 +35,8 @@ from zoo.transfer.sources import load_pretrained
 
 PHASES = ("phase1-head", "phase2-finetune")
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
+# finetune_steps 600: resnet20 on real digits at 10 per class gained 3 dev / 1.4 test points over 300, neutral on
+# lenet5, glyphs and `shapes` (BENCHMARKS.md, "Phase 2's step budget, honoured and doubled")
 DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
     "head_init": "imprint", "head_epochs": None, "head_steps": "auto", "head_lr": "auto",
@@ -45,8 +47,6 @@ DEFAULTS = {
 }
 HEAD_INITS = ("imprint", "random")
 HEAD_STEPS = 300  # phase 1's budget when `head_steps` is "auto" and phase 1 runs
-# finetune_steps 600: resnet20 on real digits at 10 per class gained 3 dev / 1.4 test points over 300, neutral on
-# lenet5, glyphs and `shapes` (BENCHMARKS.md, "Phase 2's step budget, honoured and doubled")
 MIN_EPOCHS = 3  # a phase's step budget, converted to epochs, is at least this many epochs
 
 
