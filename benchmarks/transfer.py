@@ -36,6 +36,9 @@ accuracy and the standard error over seeds, and the margin (fine-tune minus scra
     .venv/bin/python benchmarks/transfer.py --defaults --task glyphs --model lenet5 --seeds 0,1,2 \
         --a-per-class 50
 
+`--task shapes` does the same with the built-in `shapes` data resized to 32x32: pre-training on star / cross / ring,
+task B circle / square / triangle (20 dev images per class from its validation split, all its test images).
+
 `--arms finetune` runs the fine-tuning arm only (a change to `zoo finetune` leaves the scratch arm as it was); each
 arm's dev accuracy is printed with its test accuracy.
 """
@@ -122,6 +125,44 @@ def write_digits(path, digits, *, per_class=None, dev=20, test_share=None, seed=
     return path
 
 
+SHAPES_A, SHAPES_B = ("star", "cross", "ring"), ("circle", "square", "triangle")
+
+
+def write_shapes(path, names, *, per_class=None, dev=20, seed=0, size=32):
+    """The built-in `shapes/classification` images of the classes `names`, resized to `size`, as a `.npz`.
+
+    Labels are renumbered 0..len(names)-1. Without `per_class`: the pre-training set (the train and test splits).
+    With it: `per_class` training images per class drawn with `seed`, the first `dev` validation images of each
+    class as the dev split and all its test images (the same for every seed and size).
+    """
+    import tensorflow as tf  # noqa: PLC0415
+    import tensorflow_datasets as tfds  # noqa: PLC0415
+
+    from pipelines import shapes  # noqa: PLC0415
+    from pipelines.shapes.render import SHAPES  # noqa: PLC0415
+
+    builder, arrays = shapes.prepare("classification"), {}
+    splits = {"train": "train", "test": "test"} if per_class is None else {"train": "train", "val": "validation",
+                                                                             "test": "test"}
+    for split, source in splits.items():
+        examples = list(tfds.as_numpy(builder.as_dataset(split=source)))
+        labels = np.asarray([ex["label"] for ex in examples])
+        chosen, y = [], []
+        for new, name in enumerate(names):
+            idx = np.flatnonzero(labels == SHAPES.index(name))
+            if split == "train" and per_class is not None:
+                idx = np.random.default_rng([seed, SHAPES.index(name)]).permutation(idx)[:per_class]
+            elif split == "val":
+                idx = idx[:dev]
+            chosen.extend(idx)
+            y.extend([new] * len(idx))
+        images = tf.image.resize(np.stack([examples[i]["image"] for i in chosen]), (size, size)).numpy()
+        arrays[f"x_{split}"] = images.round().clip(0, 255).astype("uint8")
+        arrays[f"y_{split}"] = np.asarray(y, dtype="int64")
+    np.savez(path, **arrays)
+    return path
+
+
 def _child_cpu():
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
@@ -164,14 +205,16 @@ def _prepare_defaults(args, work, log, seconds):
     data_a, run_a = os.path.join(work, "A"), args.pretrained or os.path.join(work, "pretrain")
     if not args.pretrained:
         shutil.rmtree(run_a, ignore_errors=True)
-    if args.task == "digits":
+    if args.task in ("digits", "shapes"):
+        write, a_classes, b_classes = ((write_digits, list(range(5)), list(range(5, 10))) if args.task == "digits"
+                                       else (write_shapes, SHAPES_A, SHAPES_B))
         if not args.pretrained:
-            write_digits(data_a + ".npz", list(range(5)))
+            write(data_a + ".npz", a_classes)
             seconds["pretrain"] = zoo_cmd("train", args.model, "--data", data_a + ".npz", "--out", run_a, log=log)
 
         def make_b(n, seed):
-            return write_digits(os.path.join(work, f"B{n}-s{seed}.npz"), list(range(5, 10)), per_class=n,
-                                dev=args.b_dev or 20, seed=seed)
+            return write(os.path.join(work, f"B{n}-s{seed}.npz"), b_classes, per_class=n, dev=args.b_dev or 20,
+                         seed=seed)
     elif not args.pretrained:
         shutil.rmtree(data_a, ignore_errors=True)
         write_glyphs(data_a, 0, args.a_classes, {"train": args.a_per_class, "test": max(args.a_per_class // 5, 2)},
@@ -289,8 +332,9 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="tiny sizes: checks the steps, not the claim")
     p.add_argument("--defaults", action="store_true",
                    help="pass no options to either task-B arm (zoo finetune RUN_A --data B vs zoo train MODEL --data B)")
-    p.add_argument("--task", choices=("glyphs", "digits"), default="glyphs",
-                   help="--defaults: glyph identities, or scikit-learn's digits (0-4 -> 5-9)")
+    p.add_argument("--task", choices=("glyphs", "digits", "shapes"), default="glyphs",
+                   help="--defaults: glyph identities, scikit-learn's digits (0-4 -> 5-9) or the built-in shapes "
+                        "(star, cross, ring -> circle, square, triangle)")
     p.add_argument("--gray", action="store_true", help="--defaults: grayscale glyphs")
     p.add_argument("--pretrained", help="--defaults: reuse this task-A run directory instead of pre-training")
     p.add_argument("--arms", type=arm_list, default=["finetune", "scratch"],
