@@ -40,6 +40,9 @@ class Recipe:
             training (`zoo.training.precise_bn`); 0 keeps Keras' moving averages. 2,048: on real digits and
             on `shapes`, 512-2,048 examples gave the full training split's test accuracy within 0.6 points,
             at a quarter of pycls' 8,192 forward passes (BENCHMARKS.md, issue 24).
+        precise_bn_when: "stale" runs the pass only where the moving averages may be off
+            (`zoo.training.precise_bn.staleness`: few steps for the momentum, a rate that had not decayed, or
+            early stopping's restored weights); "always" runs it after every run.
         extra: Task-specific fields (loss weights, thresholds, ...).
         published: Published results this recipe reproduces (for the record).
     """
@@ -61,6 +64,7 @@ class Recipe:
     normalization: str = "scale"
     label_smoothing: float = 0.0
     precise_bn: int = 2048
+    precise_bn_when: str = "stale"
     extra: dict = dataclasses.field(default_factory=dict)
     published: dict = dataclasses.field(default_factory=dict)
 

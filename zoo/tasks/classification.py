@@ -91,7 +91,8 @@ def _predict_fn(model):
         import tensorflow as tf
 
         ref = weakref.ref(model)  # a strong reference in the value would keep the key (and model) alive forever
-        _PREDICT[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True)
+        # no AutoGraph: a model call has no Python control flow on tensors, and converting the lambda cost ~0.2 s
+        _PREDICT[model] = tf.function(lambda x: ref()(x, training=False), reduce_retracing=True, autograph=False)
     return _PREDICT[model]
 
 

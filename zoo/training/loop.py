@@ -65,6 +65,7 @@ def _check_recipe(recipe: Recipe) -> None:
     if not (isinstance(recipe.train_dev, (int, float)) and 0.0 <= recipe.train_dev < 0.5):
         raise ValueError(f"`train_dev` must be in [0, 0.5). Received: train_dev={recipe.train_dev!r}")
     contract.check_int("precise_bn", recipe.precise_bn, min=0)
+    contract.check_choice("precise_bn_when", recipe.precise_bn_when, ("stale", "always"))
     if not isinstance(recipe.extra, dict):
         raise ValueError(f"`extra` must be a dict, e.g. --set extra={{'pad_pixels': 4}}. Received: extra={recipe.extra!r}")
     cb.schedules.check_name(recipe.lr_schedule)
@@ -444,20 +445,44 @@ def _print_summary(results, stopping) -> None:
     print(f"zoo: {summary}", flush=True)
 
 
-def _recalibrate_batchnorm(net, dataset, examples) -> None:
-    """Precise BatchNorm over `examples` training examples (single-replica runs; others keep the averages)."""
+def _why_stale(net, recipe: Recipe, watch: _Watch) -> str | None:
+    """Why precise BN should run: `recipe.precise_bn_when` "always", restored early weights, or stale averages."""
+    if recipe.precise_bn_when == "always":
+        return "precise_bn_when=always"
+    import keras
+
+    last = watch.history.rows[-1]["epoch"] if watch.history.rows else 0
+    if watch.early is not None and watch.early.best_weights is not None and watch.early.best_epoch + 1 < last:
+        return f"early stopping restored epoch {watch.early.best_epoch + 1} of {last}"
+    final_lr = float(keras.ops.convert_to_numpy(net.optimizer.learning_rate))
+    return precise_bn.staleness(net, steps=int(net.optimizer.iterations.numpy()), final_lr=final_lr,
+                                peak_lr=float(recipe.lr))
+
+
+def _recalibrate_batchnorm(net, dataset, recipe: Recipe, watch: _Watch) -> None:
+    """Precise BatchNorm over `recipe.precise_bn` training examples where the moving averages may be stale.
+
+    Single-replica runs only (others keep the averages).
+    """
     strategy = getattr(net, "distribute_strategy", None)
-    if not examples or (strategy is not None and strategy.num_replicas_in_sync > 1):
+    if not recipe.precise_bn or (strategy is not None and strategy.num_replicas_in_sync > 1):
         return
-    seen = precise_bn.recalibrate(net, dataset("train", True), examples)
+    if not precise_bn.batchnorm_layers(net):
+        return
+    why = _why_stale(net, recipe, watch)
+    if why is None:
+        print("zoo: BatchNormalization moving averages kept: they already are the training statistics (the rate "
+              "had decayed; --set precise_bn_when=always recomputes them)", flush=True)
+        return
+    seen = precise_bn.recalibrate(net, dataset("train", True), recipe.precise_bn)
     if seen:
-        print(f"zoo: BatchNormalization statistics recomputed over {seen} training examples (precise BN; "
+        print(f"zoo: BatchNormalization statistics recomputed over {seen} training examples (precise BN: {why}; "
               "--set precise_bn=0 keeps the moving averages)", flush=True)
 
 
 def _finish(net, dataset, plan: _Plan, run_data, run_dir, watch: _Watch) -> tuple:
     """`(metrics, plots, diagnosis, early stopping summary)`: model.keras (atomically) before anything else."""
-    _recalibrate_batchnorm(net, dataset, plan.recipe.precise_bn)
+    _recalibrate_batchnorm(net, dataset, plan.recipe, watch)
     tmp_model = os.path.join(run_dir, "model.partial.keras")
     net.save(tmp_model)
     os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))

@@ -15,6 +15,31 @@ from __future__ import annotations
 import keras
 import numpy as np
 
+# Keras' moving averages already are the population statistics when (a) the initial statistics' share of the
+# average, momentum ** steps, is negligible and (b) the rate had decayed, so the weights barely moved over the
+# last ~1 / (1 - momentum) steps the average spans. On real digits and `shapes` such runs scored the same with
+# and without the pass (BENCHMARKS.md, issue 24); skipping it saves a trace and a training-mode pass.
+INITIAL_SHARE = 1e-3
+DECAYED_RATE = 0.1  # the final rate over the peak rate
+
+
+def staleness(model, *, steps: int, final_lr: float, peak_lr: float) -> str | None:
+    """Why `model`'s moving averages may be stale after `steps` optimizer steps, or None when they are not.
+
+    Stale when `momentum ** steps` of the initial statistics remains above `INITIAL_SHARE` (e.g. MobileNetV2's
+    0.999 needs ~6,900 steps, the CIFAR ResNets' 0.9 ~66) or the rate ended above `DECAYED_RATE` of its peak.
+    """
+    momenta = [layer.momentum for layer in batchnorm_layers(model)]
+    if not momenta:
+        return None
+    momentum = max(momenta)
+    share = momentum ** max(int(steps), 0)
+    if share > INITIAL_SHARE:
+        return f"{steps} steps at momentum {momentum:g} leave {share:.1%} of the initial statistics"
+    if final_lr > DECAYED_RATE * peak_lr:
+        return f"the learning rate ended at {final_lr:.3g}, {final_lr / peak_lr:.0%} of its peak {peak_lr:.3g}"
+    return None
+
 
 def batchnorm_layers(model) -> list:
     """The trainable BatchNormalization layers of `model`, nested ones included (frozen ones keep theirs)."""
@@ -65,7 +90,7 @@ def _batch_statistics(model, layers, dataset, examples):
     """`(examples seen, per layer [sum of n * mean, sum of n * (variance + mean^2)])` over `dataset`'s batches."""
     import tensorflow as tf
 
-    @tf.function
+    @tf.function(autograph=False)  # plain graph code; AutoGraph's conversion of it cost ~0.2 s
     def forward(x):  # the batch's statistics come back with the call: no variable reads per layer and batch
         model(x, training=True)
         return [(tf.identity(layer.moving_mean), tf.identity(layer.moving_variance)) for layer in layers]
