@@ -143,6 +143,18 @@ def test_train_writes_the_run_directory(tmp_path):
     assert again["accuracy"] == pytest.approx(metrics["test"]["accuracy"])
 
 
+def test_a_runs_own_model_file_is_evaluated_with_the_runs_normalization(tmp_path):
+    x, y = tiny_arrays(64)
+    d = tmp_path / "run"
+    zoo.train("lenet5", (x, y), out=d, epochs=1, batch_size=16, normalization="standardize", verbose=0)
+    by_run = zoo.train.evaluate(d, data=(x, y), split="test")
+    by_file = zoo.train.evaluate(d / "model.keras", data=(x, y), split="test")
+    assert by_file["loss"] == pytest.approx(by_run["loss"], rel=1e-6)
+    elsewhere = tmp_path / "copy.keras"  # outside its run: the default recipe's "scale", another input
+    elsewhere.write_bytes((d / "model.keras").read_bytes())
+    assert zoo.train.evaluate(elsewhere, data=(x, y), split="test")["loss"] != pytest.approx(by_run["loss"], rel=1e-3)
+
+
 def test_the_train_step_is_traced_once(tmp_path):
     """Optimizer and metric variables exist before fit traces: Keras would otherwise trace the whole step twice."""
     traces = []

@@ -601,11 +601,19 @@ def load_run(run_dir):
     return run.load_model(), run.config
 
 
+def _is_run_model(path) -> bool:
+    """Whether `path` is a run directory's own model.keras (its config holds the input normalization)."""
+    path = os.path.abspath(os.fspath(path))
+    return os.path.basename(path) == rundir.MODEL and rundir.RunDir.is_run(os.path.dirname(path))
+
+
 def evaluate(run_or_model, data=None, *, split="test", batch_size=None, follow_symlinks=False):
     """Metrics of a run (or a `.keras` file / `keras.Model`) on one split of a source.
 
     Args:
-        run_or_model: A run directory, a `.keras` file or a `keras.Model`.
+        run_or_model: A run directory, a `.keras` file or a `keras.Model`. A run's own model.keras is evaluated
+            as its run (with the run's input normalization); another `.keras` file or a `keras.Model` gets the
+            default recipe's ("scale").
         data: A `pipelines.build` source. Defaults to the run's own.
         split: "train", "train_dev", "val" or "test". Defaults to `"test"`.
         batch_size: Defaults to the run's recipe.
@@ -620,6 +628,8 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None, follow_s
     from zoo.tasks import classification as _builtin  # noqa: F401
 
     config, run = {}, None
+    if not isinstance(run_or_model, keras.Model) and _is_run_model(run_or_model):
+        run_or_model = os.path.dirname(os.path.abspath(os.fspath(run_or_model)))  # its normalization is the run's
     if isinstance(run_or_model, keras.Model):
         model = run_or_model
     elif os.path.isdir(os.fspath(run_or_model)):
