@@ -36,34 +36,32 @@ def one(task, seed, work, epochs):
     seen, recalibrate = {}, precise_bn.recalibrate
 
     def spy(model, dataset, examples):  # the weights and optimizer state just before the pass
-        steps = int(model.optimizer.iterations.numpy())
-        final_lr = float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
-        seen.update(weights=[w.copy() for w in model.get_weights()], steps=steps, final_lr=final_lr,
-                    decision=precise_bn.staleness(model, steps=steps, final_lr=final_lr, peak_lr=seen["peak"]))
+        seen.update(weights=[w.copy() for w in model.get_weights()], steps=int(model.optimizer.iterations.numpy()),
+                    final_lr=float(keras.ops.convert_to_numpy(model.optimizer.learning_rate)))
         return recalibrate(model, dataset, examples)
 
     precise_bn.recalibrate = spy
     out = os.path.join(work, f"{task}-{seed}")
     shutil.rmtree(out, ignore_errors=True)
     if task == "demo":
-        seen["peak"] = DEMO_SETTINGS["lr"]
         run = loop.train("resnet20", "shapes/classification", out=out, model_kwargs=DEMO_KWARGS, seed=seed,
                          verbose=0, precise_bn_when="always", **DEMO_SETTINGS)
     else:
         data = os.path.join(work, "digits10.npz")
         if not os.path.exists(data):
             write_digits(data, list(range(10)), size=32)
-        seen["peak"] = 0.1  # the CIFAR recipe's rate
         short = {"epochs": epochs} if task == "digits-short" else {}
         run = loop.train("resnet20", data, out=out, seed=seed, verbose=0, precise_bn_when="always", **short)
     precise_bn.recalibrate = recalibrate
+    peak = float(run.config["recipe"]["lr"])
+    decision = precise_bn.staleness(run.model, steps=seen["steps"], final_lr=seen["final_lr"], peak_lr=peak)
     moving_run = out + "-moving"  # the same run with the weights from before the pass
     shutil.rmtree(moving_run, ignore_errors=True)
     shutil.copytree(out, moving_run)
     run.model.set_weights(seen["weights"])
     run.model.save(os.path.join(moving_run, "model.keras"))
-    return {"task": task, "seed": seed, "steps": seen["steps"], "final_over_peak_lr": seen["final_lr"] / seen["peak"],
-            "skipped_by_stale_rule": seen["decision"] is None, "why": seen["decision"],
+    return {"task": task, "seed": seed, "steps": seen["steps"], "final_over_peak_lr": seen["final_lr"] / peak,
+            "skipped_by_stale_rule": decision is None, "why": decision,
             "test_moving_averages": loop.evaluate(moving_run, split="test")["accuracy"],
             "test_precise_bn": run.metrics["test"]["accuracy"]}
 

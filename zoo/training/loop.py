@@ -601,12 +601,6 @@ def load_run(run_dir):
     return run.load_model(), run.config
 
 
-def _is_run_model(path) -> bool:
-    """Whether `path` is a run directory's own model.keras (its config holds the input normalization)."""
-    path = os.path.abspath(os.fspath(path))
-    return os.path.basename(path) == rundir.MODEL and rundir.RunDir.is_run(os.path.dirname(path))
-
-
 def evaluate(run_or_model, data=None, *, split="test", batch_size=None, follow_symlinks=False):
     """Metrics of a run (or a `.keras` file / `keras.Model`) on one split of a source.
 
@@ -628,17 +622,18 @@ def evaluate(run_or_model, data=None, *, split="test", batch_size=None, follow_s
     from zoo.tasks import classification as _builtin  # noqa: F401
 
     config, run = {}, None
-    if not isinstance(run_or_model, keras.Model) and _is_run_model(run_or_model):
-        run_or_model = os.path.dirname(os.path.abspath(os.fspath(run_or_model)))  # its normalization is the run's
-    if isinstance(run_or_model, keras.Model):
+    path = None if isinstance(run_or_model, keras.Model) else os.fspath(run_or_model)
+    if path is not None and os.path.basename(path) == rundir.MODEL and rundir.RunDir.is_run(os.path.dirname(path)):
+        path = os.path.dirname(path) or "."  # a run's own model.keras: the run's config holds its input normalization
+    if path is None:
         model = run_or_model
-    elif os.path.isdir(os.fspath(run_or_model)):
-        run = rundir.RunDir(run_or_model)
+    elif os.path.isdir(path):
+        run = rundir.RunDir(path)
         model, config = run.load_model(), run.config
-    elif os.fspath(run_or_model).endswith(".keras") and os.path.isfile(os.fspath(run_or_model)):
-        model = rundir.load_keras(run_or_model)
+    elif path.endswith(".keras") and os.path.isfile(path):
+        model = rundir.load_keras(path)
     else:
-        raise ValueError(f"{os.fspath(run_or_model)!r} is neither a run directory nor a .keras file.")
+        raise ValueError(f"{path!r} is neither a run directory nor a .keras file.")
     data = data if data is not None else config.get("source")
     if data is None:
         raise ValueError("No data source given; pass --data SOURCE.")
