@@ -8,6 +8,7 @@ and `_finish` (model.keras first, then metrics.json, plots and the diagnosis).
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import difflib
 import inspect as pyinspect
@@ -486,9 +487,13 @@ def _finish(net, dataset, plan: _Plan, run_data, run_dir, watch: _Watch) -> tupl
     tmp_model = os.path.join(run_dir, "model.partial.keras")
     net.save(tmp_model)
     os.replace(tmp_model, os.path.join(run_dir, rundir.MODEL))
-    results, last = _evaluate_splits(net, dataset, plan, run_data.spec)
+    # curves.png needs only the history: drawn (Python, matplotlib) while TensorFlow evaluates (its kernels release
+    # the GIL); joined before the task's report, which draws with matplotlib too
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        curves = pool.submit(reports.plot_curves, list(watch.history.rows), os.path.join(run_dir, "curves.png"))
+        results, last = _evaluate_splits(net, dataset, plan, run_data.spec)
+        plots = [curves.result()]
     rundir.write_json(os.path.join(run_dir, rundir.METRICS), results)
-    plots = [reports.plot_curves(watch.history.rows, os.path.join(run_dir, "curves.png"))]
     if plan.task.report is not None:
         plots += list(plan.task.report(net, last, run_data.spec, rundir.RunDir(run_dir)) or [])
     diagnosis = _diagnose(results, plan.recipe, run_dir)
