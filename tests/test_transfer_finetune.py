@@ -268,3 +268,23 @@ def test_defaults_on_real_digits_converge_in_phase_one(tmp_path):
     lpft = ft.finetune(pre.run_dir, b, out=str(tmp_path / "lpft"), finetune_steps=80, verbose=0)  # head_steps auto
     assert [p["dir"] for p in lpft.config["finetune"]["phases"]] == ["phase2-finetune"]  # imprinted, no phase 1
     assert "head" not in lpft.config["finetune"]["plan"] and lpft.metrics["test"]["accuracy"] > 0.85
+
+
+def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run, tmp_path):
+    """`augment="auto"`: a run's own recipe (names and strengths), a zoo name's registered recipe; an explicit
+    choice (none included) wins."""
+    data = write_folder(tmp_path / "d", gray=True)
+    pre = json.load(open(os.path.join(pretrained_run, "config.json")))["recipe"]
+    assert pre["augment"] and pre["augment_args"]  # lenet5's recipe: affine with its own strengths
+    cases = {"run": (pretrained_run, {}), "name": ("lenet5", {}), "none": (pretrained_run, {"augment": ()})}
+    seen = {}
+    for label, (backbone, options) in cases.items():
+        run = ft.finetune(backbone, data, out=str(tmp_path / label), finetune_epochs=1, batch_size=8, verbose=0,
+                          **options)
+        recipe = run.config["finetune"]["phases"][-1]["recipe"]
+        seen[label] = (recipe["augment"], recipe["augment_args"])
+        assert run.config["finetune"]["augment"] == recipe["augment"]
+    assert seen["run"] == (pre["augment"], pre["augment_args"])
+    registered = zoo.get_spec("lenet5").recipe
+    assert seen["name"] == (list(registered.augment), json.loads(json.dumps(registered.augment_args)))
+    assert seen["none"] == ([], {})

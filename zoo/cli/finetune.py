@@ -76,6 +76,8 @@ def add_parser(subparsers) -> None:
                    help="phase 2 epochs (overrides --finetune-steps), 0 for head only")
     p.add_argument("--finetune-lr", dest="finetune_lr", type=_rate,
                    help=f"phase 2 learning rate, or auto for a range test ({D['finetune_lr']})")
+    p.add_argument("--finetune-schedule", dest="finetune_schedule", choices=finetune_lib.SCHEDULES,
+                   help=f"phase 2's rate over its planned epochs: constant, or cosine to 0 ({D['finetune_schedule']})")
     p.add_argument("--unfreeze", help="phase 2: 'all' (default), a share like 30%%, a backbone layer index like "
                                       "120, or names/globs/blocks like 'conv5_*,block_13'")
     p.add_argument("--train-bn", dest="train_bn", action=argparse.BooleanOptionalAction, default=None,
@@ -88,7 +90,8 @@ def add_parser(subparsers) -> None:
                    help="both phases' patience in epochs on the dev loss (auto: a fifth of the phase, at least 3)")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "rmsprop", "adam", "adamw"))
     p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort; 'none' for none")
+    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort...; 'none' for none (default: what the "
+                                     "backbone run was trained with, a zoo model's recipe, none for keras: names)")
     p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=tuple(x for x in policy.PRECISIONS if x != "auto"))

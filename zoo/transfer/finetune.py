@@ -8,7 +8,8 @@ The new classifier starts imprinted from the training split's class means (`head
 Phase 1 ("head") trains it with the whole backbone frozen (by default only for a random head: an imprinted
 one already classifies by nearest class mean, and phase 2 starts from it, a closed-form LP-FT); phase 2
 ("finetune") unfreezes the top of the backbone (BatchNormalization trains too unless `train_bn=False`)
-and trains at a lower learning rate with early stopping, optionally with layer-wise decayed rates. Each phase is one
+and trains at a lower learning rate with early stopping, optionally with layer-wise decayed rates. Both phases
+augment as the backbone was trained (`augment="auto"`: a zoo run's own recipe). Each phase is one
 `zoo.train` run in a sub-directory (`phase1-head/`, `phase2-finetune/`); the run directory itself then
 holds the same files as a `zoo train` run (model.keras, config.json, history.csv with a `phase` column,
 metrics.json, curves.png marking where fine-tuning began, the confusion matrix), so `zoo evaluate` and
@@ -40,12 +41,15 @@ KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones acce
 DEFAULTS = {
     "weights": "auto", "image_size": None, "preprocess": None, "feature_layer": None, "dropout": 0.2,
     "head_init": "imprint", "head_epochs": None, "head_steps": "auto", "head_lr": "auto",
-    "finetune_epochs": None, "finetune_steps": 600, "finetune_lr": 3e-4, "unfreeze": "all",
+    "finetune_epochs": None, "finetune_steps": 600, "finetune_lr": 3e-4, "finetune_schedule": "constant",
+    "unfreeze": "all",
     "train_bn": True, "lr_decay": None, "lr_groups": "blocks", "early_stopping": "auto", "optimizer": "adam",
-    "batch_size": 32, "augment": (), "val_split": 0.1, "seed": 0, "precision": "float32", "xla": "auto",
+    "batch_size": 32, "augment": "auto", "augment_args": {}, "val_split": 0.1, "seed": 0, "precision": "float32",
+    "xla": "auto",
     "strict": False, "follow_symlinks": False,
 }
 HEAD_INITS = ("imprint", "random")
+SCHEDULES = ("constant", "cosine")  # phase 2's rate over its planned epochs
 HEAD_STEPS = 300  # phase 1's budget when `head_steps` is "auto" and phase 1 runs
 MIN_EPOCHS = 3  # a phase's step budget, converted to epochs, is at least this many epochs
 
@@ -72,6 +76,9 @@ def _check(settings):
     patience = settings["early_stopping"]
     if patience != "auto" and patience is not None and not _is_int(patience, 0):
         raise ValueError(f"`early_stopping` must be 'auto', None or an integer >= 0. Received: {patience!r}")
+    if settings["finetune_schedule"] not in SCHEDULES:
+        raise ValueError(f"`finetune_schedule` must be one of {', '.join(SCHEDULES)}. "
+                         f"Received: {settings['finetune_schedule']!r}")
     if settings["head_init"] not in HEAD_INITS:
         raise ValueError(f"`head_init` must be one of {', '.join(HEAD_INITS)}. Received: {settings['head_init']!r}")
     check_number("dropout", settings["dropout"], min=0, below=1)
@@ -277,12 +284,35 @@ def _settings(backbone, data, out, resume, options):
     if data is None:
         raise ValueError("No data source given; pass --data SOURCE.")
     settings = {**DEFAULTS, **options}
-    settings["augment"] = tuple(settings["augment"] or ())
+    if settings["augment"] != "auto":
+        settings["augment"] = tuple(settings["augment"] or ())
     _check(settings)
     if not isinstance(backbone, (str, os.PathLike)):
         raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
     name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
     return settings, backbone, data, rundir.prepare(out or rundir.default_dir(f"{name}-finetune"), resume=False)
+
+
+def resolve_augment(settings, backbone, src):
+    """Sets "auto" augmentation to what the backbone was trained with; returns where it came from.
+
+    A zoo run's own recipe (`augment`, `augment_args` in its config.json), a zoo model name's registered recipe,
+    none for `keras:` and bare `.keras` backbones (their training augmentation is unknown). What the backbone's
+    training was invariant to is what its features are.
+    """
+    if settings["augment"] != "auto":
+        return "--augment"
+    from zoo.registry import get_spec
+
+    recipe = (src.config or {}).get("recipe")
+    origin = "the backbone run's recipe"
+    text = os.fspath(backbone) if isinstance(backbone, (str, os.PathLike)) else ""
+    if recipe is None and src.kind == "zoo":
+        spec = get_spec(text.split(":", 1)[-1])
+        recipe, origin = (spec.recipe.to_dict() if spec.recipe is not None else None), f"{spec.name}'s recipe"
+    settings["augment"] = tuple((recipe or {}).get("augment") or ())
+    settings["augment_args"] = dict((recipe or {}).get("augment_args") or {})
+    return origin if recipe is not None else "none known for this backbone"
 
 
 def _train_split(data, settings, augment=None, shuffle=None):
@@ -327,7 +357,8 @@ class _Phases:
         self.run_dir, self.data, self.settings, self.config = run_dir, data, settings, config
         self.train_examples = train_examples
         self.common = {"optimizer": settings["optimizer"], "batch_size": settings["batch_size"],
-                       "augment": settings["augment"], "val_split": settings["val_split"], "normalization": "scale"}
+                       "augment": settings["augment"], "augment_args": settings["augment_args"],
+                       "val_split": settings["val_split"], "normalization": "scale"}
         self.train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"],
                          "follow_symlinks": settings["follow_symlinks"], "verbose": verbose}
 
@@ -338,6 +369,7 @@ class _Phases:
         epochs, per_epoch = phase_epochs(_steps(s, label), self.train_examples, s["batch_size"],
                                          s[f"{label}_epochs"])
         plan = {"epochs": epochs, "steps_per_epoch": per_epoch, "lr": s[f"{label}_lr"],
+                "schedule": s["finetune_schedule"] if label == "finetune" else "constant",
                 "early_stopping": patience_for(epochs, s["early_stopping"])}
         if plan["lr"] == "auto":
             found = find_lr(net, self.data, s, label)
@@ -361,9 +393,10 @@ class _Phases:
             return loop.train(net, self.data, out=path, resume=True, **self.train_kw)
         plan = self.plan(index, net)
         print(f"zoo finetune: phase {index + 1}: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps, "
-              f"lr {plan['lr']:.2g}, early stopping patience {plan['early_stopping']} (best dev weights kept)",
-              flush=True)
-        return loop.train(net, self.data, out=path, epochs=plan["epochs"], lr=plan["lr"],
+              f"lr {plan['lr']:.2g} {plan['schedule']}, early stopping patience {plan['early_stopping']} "
+              "(best dev weights kept)", flush=True)
+        schedule = None if plan["schedule"] == "constant" else plan["schedule"]
+        return loop.train(net, self.data, out=path, epochs=plan["epochs"], lr=plan["lr"], lr_schedule=schedule,
                           early_stopping=plan["early_stopping"], **self.train_kw, **self.common, **overrides)
 
 
@@ -398,10 +431,13 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
             `feature_layer`, `dropout`, `head_init` ("imprint": class means, or "random"), `head_steps`
             ("auto": `runs_head`, `HEAD_STEPS`), `head_epochs` (overrides the step budget), `head_lr`
             (a rate or "auto": `lr_find`), `finetune_steps`, `finetune_epochs` (0: head only), `finetune_lr`,
+            `finetune_schedule` ("constant" or "cosine" over phase 2's planned epochs),
             `unfreeze` (see `unfreeze_top`), `train_bn`, `lr_decay` (layer-wise decay of phase 2's rates,
             e.g. 0.5; None for one rate), `lr_groups` ("blocks" or a number of groups), `early_stopping`
-            (both phases' patience; "auto": `patience_for`), `optimizer`, `batch_size`, `augment`,
-            `val_split`, `seed`, `precision` (float32, mixed_bfloat16, mixed_float16), `xla`, `strict`.
+            (both phases' patience; "auto": `patience_for`), `optimizer`, `batch_size`, `augment`
+            ("auto": the backbone's training augmentation and strengths, `resolve_augment`; names; `()` for
+            none), `augment_args` (strengths for named augmentations), `val_split`, `seed`, `precision` (float32,
+            mixed_bfloat16, mixed_float16), `xla`, `strict`.
 
     Raises:
         ValueError: Bad backbone, source, option or run directory (one line each).
@@ -415,6 +451,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     if data_spec.task != "classification":
         raise ValueError(f"zoo finetune trains classifiers; source {data!r} is a {data_spec.task} source.")
     model, src = build_model(backbone, data_spec, settings)
+    augment_from = resolve_augment(settings, backbone, src)
     backbone_layers = [layer.name for layer in src.model.layers]
     if settings["finetune_epochs"] != 0:  # fail now, not after phase 1, on a bad --unfreeze
         unfreeze_top(model, backbone_layers, settings["unfreeze"])
@@ -428,6 +465,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
         print(f"zoo finetune: {src.kind} backbone {os.fspath(backbone)} -> {model.name} "
               f"({data_spec.num_classes} classes, {data_spec.splits['train']} training images) in {run_dir}",
               flush=True)
+        print(f"zoo finetune: augmentation {', '.join(settings['augment']) or 'none'} ({augment_from})", flush=True)
     phases = _Phases(run_dir, data, settings, config, int(data_spec.splits["train"]), verbose)
     if not any(os.path.isfile(os.path.join(run_dir, p, rundir.CONFIG)) for p in PHASES):  # no phase began yet
         init_head(model, data, settings)
