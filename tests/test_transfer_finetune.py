@@ -288,3 +288,14 @@ def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run
     registered = zoo.get_spec("lenet5").recipe
     assert seen["name"] == (list(registered.augment), json.loads(json.dumps(registered.augment_args)))
     assert seen["none"] == ([], {})
+
+
+def test_range_test_takes_the_recipe_only_pad_crop(pretrained_run, tmp_path):
+    """Phase 1's range test reads the training split with the phases' augmentation, `pad_crop` included (a
+    recipe-level name that `pipelines.build` alone does not know)."""
+    data = write_folder(tmp_path / "d", gray=True)
+    run = ft.finetune(pretrained_run, data, out=str(tmp_path / "ft"), head_init="random", head_epochs=1,
+                      finetune_epochs=0, augment=("flip", "pad_crop"), batch_size=8, verbose=0)
+    plan = run.config["finetune"]["plan"]["head"]
+    assert plan["lr_find"]["steps"] > 0 and plan["lr"] > 0
+    assert run.config["finetune"]["phases"][0]["recipe"]["augment"] == ["flip", "pad_crop"]

@@ -28,6 +28,7 @@ import keras
 
 from callbacks import reports
 from zoo.contract import check_int, check_number
+from zoo.recipes import Recipe
 from zoo.training import loop, rundir
 from zoo.transfer import layers, optimizers
 from zoo.transfer.heads import imprint, with_new_head
@@ -316,13 +317,17 @@ def resolve_augment(settings, backbone, src):
 
 
 def _train_split(data, settings, augment=None, shuffle=None):
-    """The training split as the phases see it (`augment`: the settings' own unless given)."""
+    """The training split as the phases see it (`augment`: the settings' own unless given), `pad_crop` included."""
     import pipelines
+    from pipelines.augment import recipe as aug
 
-    return pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
-                           augment=settings["augment"] if augment is None else augment, shuffle=shuffle,
-                           seed=settings["seed"], normalization="scale", val_split=settings["val_split"],
-                           strict=settings["strict"], follow_symlinks=settings["follow_symlinks"])
+    names = settings["augment"] if augment is None else augment
+    policy, local = aug.from_recipe(Recipe(augment=tuple(names), augment_args=settings["augment_args"]))
+    ds = pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
+                         augment=policy, shuffle=shuffle, seed=settings["seed"], normalization="scale",
+                         val_split=settings["val_split"], strict=settings["strict"],
+                         follow_symlinks=settings["follow_symlinks"])
+    return aug.pad_crop(ds, **local["pad_crop"], seed=settings["seed"]) if "pad_crop" in local else ds
 
 
 def init_head(model, data, settings):
