@@ -191,6 +191,8 @@ def test_resume_after_a_kill_in_phase_two(pretrained_run, tmp_path):
     assert [r["phase"] for r in rows] == ["head"] + ["finetune"] * 6
     assert killed_at < 6 and os.path.isfile(os.path.join(out, "metrics.json"))
     assert os.path.isfile(os.path.join(out, "complete"))
+    choice = json.load(open(os.path.join(out, "config.json")))["finetune"]["augment_choice"]  # lenet5's affine vs none
+    assert set(choice["dev_loss"]) == {ft.PHASES[1], ft.NOAUG} and not os.path.exists(os.path.join(out, ft.START))
     assert main(["finetune", pretrained_run, "--resume", "--out", out]) == 0  # complete: says so, does nothing
 
 
@@ -266,13 +268,14 @@ def test_defaults_on_real_digits_converge_in_phase_one(tmp_path):
     assert head["test"]["accuracy"] > 0.8  # phase 1 converged: a linear head on frozen features
     assert run.metrics["test"]["accuracy"] >= head["test"]["accuracy"] - 0.02
     lpft = ft.finetune(pre.run_dir, b, out=str(tmp_path / "lpft"), finetune_steps=80, verbose=0)  # head_steps auto
-    assert [p["dir"] for p in lpft.config["finetune"]["phases"]] == ["phase2-finetune"]  # imprinted, no phase 1
+    kept = lpft.config["finetune"]["augment_choice"]["kept"]  # phase 2 with lenet5's affine, or without it
+    assert [p["dir"] for p in lpft.config["finetune"]["phases"]] == [kept]  # imprinted, no phase 1
     assert "head" not in lpft.config["finetune"]["plan"] and lpft.metrics["test"]["accuracy"] > 0.85
 
 
 def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run, tmp_path):
-    """`augment="auto"`: a run's own recipe (names and strengths), a zoo name's registered recipe; an explicit
-    choice (none included) wins."""
+    """`augment="auto"`: a run's own recipe (names and strengths), a zoo name's registered recipe, kept only if
+    phase 2 without it has no lower dev loss; an explicit choice (none included) wins."""
     data = write_folder(tmp_path / "d", gray=True)
     pre = json.load(open(os.path.join(pretrained_run, "config.json")))["recipe"]
     assert pre["augment"] and pre["augment_args"]  # lenet5's recipe: affine with its own strengths
@@ -281,10 +284,17 @@ def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run
     for label, (backbone, options) in cases.items():
         run = ft.finetune(backbone, data, out=str(tmp_path / label), finetune_epochs=1, batch_size=8, verbose=0,
                           **options)
-        recipe = run.config["finetune"]["phases"][-1]["recipe"]
+        recipe = json.load(open(tmp_path / label / ft.PHASES[1] / "config.json"))["recipe"]
         seen[label] = (recipe["augment"], recipe["augment_args"])
         assert run.config["finetune"]["augment"] == recipe["augment"]
     assert seen["run"] == (pre["augment"], pre["augment_args"])
+    choice = json.load(open(tmp_path / "run" / "config.json"))["finetune"]["augment_choice"]
+    kept = choice["kept"]
+    losses = choice["dev_loss"]
+    assert kept == min(losses, key=losses.get) and set(losses) == {ft.PHASES[1], ft.NOAUG}
+    assert json.load(open(tmp_path / "run" / "metrics.json")) == json.load(open(tmp_path / "run" / kept / "metrics.json"))
+    assert not os.path.exists(tmp_path / "run" / ft.START)
+    assert not os.path.exists(tmp_path / "none" / ft.NOAUG)  # an explicit choice is not second-guessed
     registered = zoo.get_spec("lenet5").recipe
     assert seen["name"] == (list(registered.augment), json.loads(json.dumps(registered.augment_args)))
     assert seen["none"] == ([], {})

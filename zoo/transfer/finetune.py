@@ -36,6 +36,8 @@ from zoo.transfer.lr_find import lr_find
 from zoo.transfer.sources import load_pretrained
 
 PHASES = ("phase1-head", "phase2-finetune")
+NOAUG = "phase2-noaug"  # phase 2 again without augmentation: "auto" augmentation is kept only if dev says so
+START = "phase2-start.weights.h5"  # where both phase-2 runs start from (kept until the choice is made)
 KERAS_MIN_SIZE = 32  # the smallest input most keras.applications backbones accept
 # finetune_steps 600: resnet20 on real digits at 10 per class gained 3 dev / 1.4 test points over 300, neutral on
 # lenet5, glyphs and `shapes` (BENCHMARKS.md, "Phase 2's step budget, honoured and doubled")
@@ -224,10 +226,11 @@ def plot_phases(rows, path, boundary):
     return reports.plot_curves(rows, path, mark=mark)
 
 
-def _assemble(run_dir, config):
-    """Top-level run files from the phase directories."""
+def _assemble(run_dir, config, kept=PHASES[1]):
+    """Top-level run files from the phase directories (`kept`: the phase-2 run chosen on dev)."""
     rows, boundary, offset = [], None, 0
-    for phase, label in zip(PHASES, ("head", "finetune")):
+    used = (PHASES[0], kept)
+    for phase, label in zip(used, ("head", "finetune")):
         part = _read_history(os.path.join(run_dir, phase, rundir.HISTORY))
         if label == "finetune" and part and offset:
             boundary = offset
@@ -243,7 +246,7 @@ def _assemble(run_dir, config):
         writer.writeheader()
         writer.writerows(rows)
     os.replace(os.path.join(run_dir, rundir.HISTORY + ".tmp"), os.path.join(run_dir, rundir.HISTORY))
-    last = next(os.path.join(run_dir, p) for p in reversed(PHASES) if _phase_done(os.path.join(run_dir, p)))
+    last = next(os.path.join(run_dir, p) for p in reversed(used) if _phase_done(os.path.join(run_dir, p)))
     for name in os.listdir(last):  # model.keras, metrics.json, confusion matrix, diagnosis...
         src = os.path.join(last, name)
         if os.path.isfile(src) and name not in (rundir.CONFIG, rundir.HISTORY, rundir.COMPLETE, "curves.png"):
@@ -251,7 +254,7 @@ def _assemble(run_dir, config):
             os.replace(os.path.join(run_dir, name + ".tmp"), os.path.join(run_dir, name))
     final = rundir.read_json(os.path.join(last, rundir.CONFIG))
     phases = []
-    for phase in PHASES:
+    for phase in used:
         path = os.path.join(run_dir, phase)
         if _phase_done(path):
             phases.append({"dir": phase, "epochs": len(_read_history(os.path.join(path, rundir.HISTORY))),
@@ -367,7 +370,7 @@ class _Phases:
         self.train_kw = {"seed": settings["seed"], "xla": settings["xla"], "strict": settings["strict"],
                          "follow_symlinks": settings["follow_symlinks"], "verbose": verbose}
 
-    def plan(self, index, net):
+    def plan(self, index, net, key=None):
         """Epochs, rate and patience of phase `index` (0: head, 1: finetune), recorded in config.json."""
         label = ("head", "finetune")[index]
         s = self.settings
@@ -380,29 +383,32 @@ class _Phases:
             found = find_lr(net, self.data, s, label)
             plan["lr"], plan["lr_find"] = found.suggestion, {"rule": found.rule, "landmark": found.landmark,
                                                               "steps": len(found.lrs)}
-        self.config["finetune"].setdefault("plan", {})[label] = plan
+        self.config["finetune"].setdefault("plan", {})[key or label] = plan
         rundir.write_json(os.path.join(self.run_dir, rundir.CONFIG), self.config)
         return plan
 
-    def run(self, index, net, **overrides):
-        path = os.path.join(self.run_dir, PHASES[index])
+    def run(self, index, net, dirname=None, **overrides):
+        """Phase `index` as a `zoo.train` run in `dirname` (default `PHASES[index]`); None if already done."""
+        dirname = dirname or PHASES[index]
+        path = os.path.join(self.run_dir, dirname)
         if _phase_done(path):
             return None
         again = os.path.isfile(os.path.join(path, rundir.CONFIG))
         if os.path.isdir(path) and not again:
             shutil.rmtree(path)  # killed before its first file: start the phase over
         label = ("head", "finetune")[index]
-        print(f"zoo finetune: phase {index + 1} ({label}){', resumed' if again else ''}", flush=True)
+        what = label if dirname == PHASES[index] else f"{label}, {dirname}"
+        print(f"zoo finetune: phase {index + 1} ({what}){', resumed' if again else ''}", flush=True)
         print(layers.trainable_summary(net, collapse=True), flush=True)
         if again:
             return loop.train(net, self.data, out=path, resume=True, **self.train_kw)
-        plan = self.plan(index, net)
+        plan = self.plan(index, net, key=None if dirname == PHASES[index] else dirname)
         print(f"zoo finetune: phase {index + 1}: {plan['epochs']} epochs x {plan['steps_per_epoch']} steps, "
               f"lr {plan['lr']:.2g} {plan['schedule']}, early stopping patience {plan['early_stopping']} "
               "(best dev weights kept)", flush=True)
         schedule = None if plan["schedule"] == "constant" else plan["schedule"]
         return loop.train(net, self.data, out=path, epochs=plan["epochs"], lr=plan["lr"], lr_schedule=schedule,
-                          early_stopping=plan["early_stopping"], **self.train_kw, **self.common, **overrides)
+                          early_stopping=plan["early_stopping"], **self.train_kw, **{**self.common, **overrides})
 
 
 def _multipliers(model, settings):
@@ -413,6 +419,39 @@ def _multipliers(model, settings):
     groups = int(groups) if str(groups).isdigit() else groups
     return {"extra": {"lr_multipliers": optimizers.layerwise_lr_multipliers(
         model, decay=settings["lr_decay"], groups=groups)}}
+
+
+def _dev_loss(run_dir, dirname):
+    loss = rundir.read_json(os.path.join(run_dir, dirname, rundir.METRICS)).get("val", {}).get("loss")
+    return loss if isinstance(loss, (int, float)) and math.isfinite(loss) else math.inf
+
+
+def phase_two(phases, model, compare):
+    """Phase 2; with `compare`, again from the same start without augmentation. Returns the directory kept.
+
+    "auto" augmentation is what the backbone was trained with, and that can be wrong for the new data (a
+    horizontal flip on digits: `resnet20` on real digits lost 4.8 points at 10 per class with its CIFAR recipe's
+    flip, while `lenet5`'s mild affine gained 1.7-2.7; BENCHMARKS.md, issue 19), so both runs are made and the
+    lower dev loss (what early stopping watches) decides; a tie keeps the augmentation.
+    """
+    run_dir, settings = phases.run_dir, phases.settings
+    start = os.path.join(run_dir, START)
+    if compare and not os.path.isfile(start) and not _phase_done(os.path.join(run_dir, NOAUG)):
+        model.save_weights(start)
+    phases.run(1, model, **_multipliers(model, settings))
+    if not compare:
+        return PHASES[1]
+    if not _phase_done(os.path.join(run_dir, NOAUG)):
+        model.load_weights(start)
+        phases.run(1, model, dirname=NOAUG, augment=(), augment_args={}, **_multipliers(model, settings))
+    losses = {d: _dev_loss(run_dir, d) for d in (PHASES[1], NOAUG)}
+    kept = min(losses, key=losses.get)
+    phases.config["finetune"]["augment_choice"] = {"dev_loss": losses, "kept": kept}
+    print(f"zoo finetune: dev loss with augmentation {', '.join(settings['augment'])} {losses[PHASES[1]]:.4g}, "
+          f"without {losses[NOAUG]:.4g}: keeping {kept}", flush=True)
+    if os.path.isfile(start):
+        os.remove(start)
+    return kept
 
 
 def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **options):
@@ -456,12 +495,16 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     if data_spec.task != "classification":
         raise ValueError(f"zoo finetune trains classifiers; source {data!r} is a {data_spec.task} source.")
     model, src = build_model(backbone, data_spec, settings)
+    auto = settings["augment"] == "auto"
     augment_from = resolve_augment(settings, backbone, src)
+    # "auto" augmentation is checked against none on the dev split (`phase_two`); no dev split, no check
+    compare = auto and bool(settings["augment"]) and bool(data_spec.splits.get("val"))
     backbone_layers = [layer.name for layer in src.model.layers]
     if settings["finetune_epochs"] != 0:  # fail now, not after phase 1, on a bad --unfreeze
         unfreeze_top(model, backbone_layers, settings["unfreeze"])
         layers.freeze_backbone(model)
-    config = {"finetune": {**settings, "augment": list(settings["augment"]), "backbone": os.fspath(backbone),
+    config = {"finetune": {**settings, "augment": list(settings["augment"]), "augment_compare": compare,
+                           "backbone": os.fspath(backbone),
                            "source": data if isinstance(data, str) else None, "source_kind": src.kind}}
     if resume:
         config = {"finetune": {**config["finetune"], **rundir.read_json(os.path.join(run_dir, rundir.CONFIG))["finetune"]}}
@@ -470,17 +513,19 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
         print(f"zoo finetune: {src.kind} backbone {os.fspath(backbone)} -> {model.name} "
               f"({data_spec.num_classes} classes, {data_spec.splits['train']} training images) in {run_dir}",
               flush=True)
-        print(f"zoo finetune: augmentation {', '.join(settings['augment']) or 'none'} ({augment_from})", flush=True)
+        print(f"zoo finetune: augmentation {', '.join(settings['augment']) or 'none'} ({augment_from})"
+              f"{'; phase 2 also runs without it, the dev loss decides' if compare else ''}", flush=True)
     phases = _Phases(run_dir, data, settings, config, int(data_spec.splits["train"]), verbose)
-    if not any(os.path.isfile(os.path.join(run_dir, p, rundir.CONFIG)) for p in PHASES):  # no phase began yet
+    if not any(os.path.isfile(os.path.join(run_dir, p, rundir.CONFIG)) for p in (*PHASES, NOAUG)):  # none began
         init_head(model, data, settings)
     run = phases.run(0, model) if runs_head(settings) else None
     if settings["finetune_epochs"] != 0:
         if run is None and runs_head(settings):  # phase 1 finished in an earlier process
             model, _ = loop.load_run(os.path.join(run_dir, PHASES[0]))
         unfreeze_top(model, backbone_layers, settings["unfreeze"], train_bn=settings["train_bn"])
-        run = phases.run(1, model, **_multipliers(model, settings)) or run
-    final, rows = _assemble(run_dir, config)
+        kept = phase_two(phases, model, config["finetune"].get("augment_compare", False))
+        run = None  # the model kept is read back from the run directory
+    final, rows = _assemble(run_dir, config, kept if settings["finetune_epochs"] != 0 else PHASES[1])
     metrics = rundir.read_json(os.path.join(run_dir, rundir.METRICS))
     summary = ", ".join(f"{s} accuracy {m['accuracy']:.4f}" for s, m in metrics.items() if "accuracy" in m)
     print(f"zoo finetune: {summary}; model {os.path.join(run_dir, rundir.MODEL)}; "
