@@ -90,8 +90,9 @@ def add_parser(subparsers) -> None:
                    help="both phases' patience in epochs on the dev loss (auto: a fifth of the phase, at least 3)")
     p.add_argument("--optimizer", choices=("sgd", "momentum", "rmsprop", "adam", "adamw"))
     p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--augment", help="comma-separated: flip,crop,color,distort...; 'none' for none (default: what the "
-                                     "backbone run was trained with, a zoo model's recipe, none for keras: names)")
+    p.add_argument("--augment", help="comma-separated: flip,crop,affine,color,distort,pad_crop; 'none' for none "
+                                     "(default: what the backbone run was trained with, or a zoo model's recipe, "
+                                     "kept only if phase 2 without it has no lower dev loss)")
     p.add_argument("--val-split", dest="val_split", type=float, help="dev fraction when the source has none")
     p.add_argument("--seed", type=int)
     p.add_argument("--precision", choices=tuple(x for x in policy.PRECISIONS if x != "auto"))
