@@ -295,6 +295,12 @@ def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run
     assert json.load(open(tmp_path / "run" / "metrics.json")) == json.load(open(tmp_path / "run" / kept / "metrics.json"))
     assert not os.path.exists(tmp_path / "run" / ft.START)
     assert not os.path.exists(tmp_path / "none" / ft.NOAUG)  # an explicit choice is not second-guessed
+    sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "benchmarks"))
+    import augment_choice
+
+    scanned = augment_choice.choices(str(tmp_path / "*"))  # "none" (and the data folder) have no choice
+    assert [row[0] for row in scanned] == [str(tmp_path / "name"), str(tmp_path / "run")] and scanned[1][1] == kept
+    assert augment_choice.summary(scanned)["runs"] == 2
     registered = zoo.get_spec("lenet5").recipe
     assert seen["name"] == (list(registered.augment), json.loads(json.dumps(registered.augment_args)))
     assert seen["none"] == ([], {})
