@@ -279,7 +279,8 @@ def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run
     data = write_folder(tmp_path / "d", gray=True)
     pre = json.load(open(os.path.join(pretrained_run, "config.json")))["recipe"]
     assert pre["augment"] and pre["augment_args"]  # lenet5's recipe: affine with its own strengths
-    cases = {"run": (pretrained_run, {}), "name": ("lenet5", {}), "none": (pretrained_run, {"augment": ()})}
+    cases = {"run": (pretrained_run, {}), "name": ("lenet5", {"augment_args": {"rotate": 5.0}}),
+             "none": (pretrained_run, {"augment": ()})}
     seen = {}
     for label, (backbone, options) in cases.items():
         run = ft.finetune(backbone, data, out=str(tmp_path / label), finetune_epochs=1, batch_size=8, verbose=0,
@@ -302,7 +303,8 @@ def test_augmentation_follows_the_backbones_training_unless_given(pretrained_run
     assert [row[0] for row in scanned] == [str(tmp_path / "name"), str(tmp_path / "run")] and scanned[1][1] == kept
     assert augment_choice.summary(scanned)["runs"] == 2
     registered = zoo.get_spec("lenet5").recipe
-    assert seen["name"] == (list(registered.augment), json.loads(json.dumps(registered.augment_args)))
+    given = {**json.loads(json.dumps(registered.augment_args)), "rotate": 5.0}  # a given strength wins
+    assert seen["name"] == (list(registered.augment), given) and registered.augment_args["rotate"] != 5.0
     assert seen["none"] == ([], {})
 
 

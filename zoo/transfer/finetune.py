@@ -315,7 +315,7 @@ def resolve_augment(settings, backbone, src):
         spec = get_spec(text.split(":", 1)[-1])
         recipe, origin = (spec.recipe.to_dict() if spec.recipe is not None else None), f"{spec.name}'s recipe"
     settings["augment"] = tuple((recipe or {}).get("augment") or ())
-    settings["augment_args"] = dict((recipe or {}).get("augment_args") or {})
+    settings["augment_args"] = {**((recipe or {}).get("augment_args") or {}), **settings["augment_args"]}  # given win
     return origin if recipe is not None else "none known for this backbone"
 
 
