@@ -9,7 +9,8 @@ Phase 1 ("head") trains it with the whole backbone frozen (by default only for a
 one already classifies by nearest class mean, and phase 2 starts from it, a closed-form LP-FT); phase 2
 ("finetune") unfreezes the top of the backbone (BatchNormalization trains too unless `train_bn=False`)
 and trains at a lower learning rate with early stopping, optionally with layer-wise decayed rates. Both phases
-augment as the backbone was trained (`augment="auto"`: a zoo run's own recipe). Each phase is one
+augment as the backbone was trained (`augment="auto"`: a zoo run's own recipe); phase 2 then also runs without
+that augmentation (`phase2-noaug/`) and the lower dev loss is kept (`phase_two`). Each phase is one
 `zoo.train` run in a sub-directory (`phase1-head/`, `phase2-finetune/`); the run directory itself then
 holds the same files as a `zoo train` run (model.keras, config.json, history.csv with a `phase` column,
 metrics.json, curves.png marking where fine-tuning began, the confusion matrix), so `zoo evaluate` and
