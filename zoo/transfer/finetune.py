@@ -30,7 +30,9 @@ import keras
 from callbacks import reports
 from zoo.contract import check_int, check_number
 from zoo.recipes import Recipe
+from zoo.tasks.base import get_task
 from zoo.training import loop, rundir
+from zoo.training.data import make_dataset
 from zoo.transfer import layers, optimizers
 from zoo.transfer.heads import imprint, with_new_head
 from zoo.transfer.lr_find import lr_find
@@ -320,18 +322,12 @@ def resolve_augment(settings, backbone, src):
     return origin if recipe is not None else "none known for this backbone"
 
 
-def _train_split(data, settings, augment=None, shuffle=None):
-    """The training split as the phases see it (`augment`: the settings' own unless given), `pad_crop` included."""
-    import pipelines
-    from pipelines.augment import recipe as aug
-
-    names = settings["augment"] if augment is None else augment
-    policy, local = aug.from_recipe(Recipe(augment=tuple(names), augment_args=settings["augment_args"]))
-    ds = pipelines.build(data, split="train", task="classification", batch_size=settings["batch_size"],
-                         augment=policy, shuffle=shuffle, seed=settings["seed"], normalization="scale",
-                         val_split=settings["val_split"], strict=settings["strict"],
-                         follow_symlinks=settings["follow_symlinks"])
-    return aug.pad_crop(ds, **local["pad_crop"], seed=settings["seed"]) if "pad_crop" in local else ds
+def _train_split(data, settings, training=True):
+    """The training split as the phases see it: with their augmentation and shuffled (`training`), or neither."""
+    recipe = Recipe(batch_size=settings["batch_size"], augment=tuple(settings["augment"]),
+                    augment_args=settings["augment_args"], val_split=settings["val_split"], normalization="scale")
+    return make_dataset(get_task("classification"), data, "train", recipe, None, training, seed=settings["seed"],
+                        strict=settings["strict"], follow_symlinks=settings["follow_symlinks"])
 
 
 def init_head(model, data, settings):
@@ -339,7 +335,7 @@ def init_head(model, data, settings):
     if settings["head_init"] != "imprint":
         return
     try:
-        scale = imprint(model, _train_split(data, settings, augment=(), shuffle=False))
+        scale = imprint(model, _train_split(data, settings, training=False))
     except ValueError as exc:  # e.g. a class with no training image: keep the random head
         print(f"zoo finetune: head left random: {exc}", flush=True)
         return
@@ -520,13 +516,14 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     if not any(os.path.isfile(os.path.join(run_dir, p, rundir.CONFIG)) for p in (*PHASES, NOAUG)):  # none began
         init_head(model, data, settings)
     run = phases.run(0, model) if runs_head(settings) else None
+    kept = PHASES[1]
     if settings["finetune_epochs"] != 0:
         if run is None and runs_head(settings):  # phase 1 finished in an earlier process
             model, _ = loop.load_run(os.path.join(run_dir, PHASES[0]))
         unfreeze_top(model, backbone_layers, settings["unfreeze"], train_bn=settings["train_bn"])
         kept = phase_two(phases, model, config["finetune"].get("augment_compare", False))
         run = None  # the model kept is read back from the run directory
-    final, rows = _assemble(run_dir, config, kept if settings["finetune_epochs"] != 0 else PHASES[1])
+    final, rows = _assemble(run_dir, config, kept)
     metrics = rundir.read_json(os.path.join(run_dir, rundir.METRICS))
     summary = ", ".join(f"{s} accuracy {m['accuracy']:.4f}" for s, m in metrics.items() if "accuracy" in m)
     print(f"zoo finetune: {summary}; model {os.path.join(run_dir, rundir.MODEL)}; "
