@@ -247,6 +247,22 @@ def test_cli_rejects_a_bad_rate_in_one_line(tmp_path, capsys):
     assert len(err) == 1 and "'fast'" in err[0] and "auto" in err[0]
 
 
+def test_an_unknown_augmentation_is_refused_before_training(pretrained_run, tmp_path, capsys):
+    """An unknown `--augment` name (CLI: one line, exit 2) or strength (API: ValueError) is refused before the head
+    is imprinted or a phase starts (it was refused only when phase 2 built its pipeline)."""
+    data = write_folder(tmp_path / "data", classes=2, counts={"train": 4}, gray=True, first=4)
+    code = main(["finetune", pretrained_run, "--data", str(data), "--out", str(tmp_path / "cli"), "--augment",
+                 "flip,shear"])
+    err = capsys.readouterr()
+    lines = err.err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and "'shear'" in lines[0], lines
+    assert "imprinted" not in err.out
+    with pytest.raises(ValueError, match="'twist'"):
+        ft.finetune(pretrained_run, data, out=str(tmp_path / "api"), augment_args={"twist": 2.0}, verbose=0)
+    for out in ("cli", "api"):
+        assert not any(p.startswith("phase") for p in os.listdir(tmp_path / out)), os.listdir(tmp_path / out)
+
+
 @pytest.mark.slow
 def test_defaults_on_real_digits_converge_in_phase_one(tmp_path):
     """scikit-learn's handwritten digits: lenet5 pre-trained on 0-4, fine-tuned with the defaults on 30 images

@@ -322,6 +322,13 @@ def resolve_augment(settings, backbone, src):
     return origin if recipe is not None else "none known for this backbone"
 
 
+def check_augment(settings):
+    """Refuses an unknown augmentation name or strength now (one line), not after imprinting when phase 2 starts."""
+    from pipelines.augment.recipe import from_recipe
+
+    from_recipe(Recipe(augment=tuple(settings["augment"]), augment_args=settings["augment_args"]))
+
+
 def _train_split(data, settings, training=True):
     """The training split as the phases see it: with their augmentation and shuffled (`training`), or neither."""
     recipe = Recipe(batch_size=settings["batch_size"], augment=tuple(settings["augment"]),
@@ -494,6 +501,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     model, src = build_model(backbone, data_spec, settings)
     auto = settings["augment"] == "auto"
     augment_from = resolve_augment(settings, backbone, src)
+    check_augment(settings)
     # "auto" augmentation is checked against none on the dev split (`phase_two`); no dev split, no check
     compare = auto and bool(settings["augment"]) and bool(data_spec.splits.get("val"))
     backbone_layers = [layer.name for layer in src.model.layers]
