@@ -204,6 +204,12 @@ def test_phase_epochs_turn_a_step_budget_into_epochs():
     assert ft.phase_epochs(300, 150, 32) == (60, 5)  # 300 steps
     assert ft.phase_epochs(300, 100_000, 32) == (ft.MIN_EPOCHS, 3125)  # a large set: MIN_EPOCHS, not 0
     assert ft.phase_epochs(300, 150, 32, epochs=7) == (7, 5)  # explicit epochs win
+    # phase 2's floor in epochs: only where the step budget gives fewer, and only up to MIN_EPOCHS_STEPS steps
+    assert ft.phase_epochs(600, 150, 32, min_epochs=30) == (120, 5)  # a small set: the step budget already covers it
+    assert ft.phase_epochs(600, 1800, 32, min_epochs=30) == (30, 57)  # `shapes` at 600 per class: 11 -> 30 epochs
+    per_epoch = 3125  # 100,000 / 32
+    assert ft.phase_epochs(600, 100_000, 32, min_epochs=30) == (ft.MIN_EPOCHS_STEPS // per_epoch, per_epoch)
+    assert ft.phase_epochs(600, 10_000_000, 32, min_epochs=30)[0] == ft.MIN_EPOCHS  # the cap never goes below 3
     assert ft.patience_for(100) == 20 and ft.patience_for(4) == 3 and ft.patience_for(60, 5) == 5
 
 

@@ -72,6 +72,9 @@ def add_parser(subparsers) -> None:
                    help=f"phase 1 learning rate, or auto for a range test ({D['head_lr']})")
     p.add_argument("--finetune-steps", dest="finetune_steps", type=int,
                    help=f"phase 2 budget in optimizer steps ({D['finetune_steps']})")
+    p.add_argument("--finetune-min-epochs", dest="finetune_min_epochs", type=int,
+                   help=f"phase 2 runs at least this many epochs of a larger training split, up to "
+                        f"{finetune_lib.MIN_EPOCHS_STEPS} steps ({D['finetune_min_epochs']})")
     p.add_argument("--finetune-epochs", dest="finetune_epochs", type=int,
                    help="phase 2 epochs (overrides --finetune-steps), 0 for head only")
     p.add_argument("--finetune-lr", dest="finetune_lr", type=_rate,
