@@ -301,6 +301,7 @@ def _settings(backbone, data, out, resume, options):
     if settings["augment"] != "auto":
         settings["augment"] = tuple(settings["augment"] or ())
     _check(settings)
+    check_augment({**settings, "augment": () if settings["augment"] == "auto" else settings["augment"]})
     if not isinstance(backbone, (str, os.PathLike)):
         raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
     name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
@@ -330,7 +331,8 @@ def resolve_augment(settings, backbone, src):
 
 
 def check_augment(settings):
-    """Refuses an unknown augmentation name or strength now (one line), not after imprinting when phase 2 starts."""
+    """Refuses an unknown augmentation name or strength (one line): before the run directory is made, and again once
+    "auto" is resolved, not after imprinting when phase 2 starts."""
     from pipelines.augment.recipe import from_recipe
 
     from_recipe(Recipe(augment=tuple(settings["augment"]), augment_args=settings["augment_args"]))
