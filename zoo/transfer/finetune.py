@@ -76,9 +76,8 @@ def _check(settings):
             raise ValueError(f"`{key}` must be an integer >= 0 or None (from the step budget). Received: {key}={v!r}")
     if settings["head_steps"] != "auto" and not _is_int(settings["head_steps"], 1):
         raise ValueError(f"`head_steps` must be an integer >= 1 or 'auto'. Received: head_steps={settings['head_steps']!r}")
-    for key, low in (("finetune_steps", 1), ("finetune_min_epochs", 0)):
-        if not _is_int(settings[key], low):
-            raise ValueError(f"`{key}` must be an integer >= {low}. Received: {key}={settings[key]!r}")
+    check_int("finetune_steps", settings["finetune_steps"], min=1)
+    check_int("finetune_min_epochs", settings["finetune_min_epochs"], min=0)
     if settings["head_epochs"] == 0 and settings["finetune_epochs"] == 0:
         raise ValueError("Nothing to train: head_epochs and finetune_epochs are both 0.")
     for key in ("head_lr", "finetune_lr"):
@@ -301,7 +300,7 @@ def _settings(backbone, data, out, resume, options):
     if settings["augment"] != "auto":
         settings["augment"] = tuple(settings["augment"] or ())
     _check(settings)
-    check_augment({**settings, "augment": () if settings["augment"] == "auto" else settings["augment"]})
+    check_augment(() if settings["augment"] == "auto" else settings["augment"], settings["augment_args"])
     if not isinstance(backbone, (str, os.PathLike)):
         raise ValueError("`backbone` must be a run directory, .keras file, 'keras:<Application>' or zoo name.")
     name = os.path.basename(os.path.normpath(os.fspath(backbone).split(":", 1)[-1])).removesuffix(".keras")
@@ -330,12 +329,15 @@ def resolve_augment(settings, backbone, src):
     return origin if recipe is not None else "none known for this backbone"
 
 
-def check_augment(settings):
-    """Refuses an unknown augmentation name or strength (one line): before the run directory is made, and again once
-    "auto" is resolved, not after imprinting when phase 2 starts."""
+def check_augment(augment, augment_args):
+    """Refuses an unknown augmentation name or strength (one line), not after imprinting when phase 2 starts.
+
+    Called before the run directory is made (given names, strengths' names), and once "auto" is resolved: the
+    strengths' values are checked only with augmentation names to apply them to.
+    """
     from pipelines.augment.recipe import from_recipe
 
-    from_recipe(Recipe(augment=tuple(settings["augment"]), augment_args=settings["augment_args"]))
+    from_recipe(Recipe(augment=tuple(augment), augment_args=augment_args))
 
 
 def _train_split(data, settings, training=True):
@@ -511,7 +513,7 @@ def finetune(backbone, data=None, *, out=None, resume=False, verbose="auto", **o
     model, src = build_model(backbone, data_spec, settings)
     auto = settings["augment"] == "auto"
     augment_from = resolve_augment(settings, backbone, src)
-    check_augment(settings)
+    check_augment(settings["augment"], settings["augment_args"])
     # "auto" augmentation is checked against none on the dev split (`phase_two`); no dev split, no check
     compare = auto and bool(settings["augment"]) and bool(data_spec.splits.get("val"))
     backbone_layers = [layer.name for layer in src.model.layers]
